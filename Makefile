@@ -1,0 +1,27 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint demo bench clean
+
+install:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+
+test:
+	$(BIN)/pytest -q
+
+lint:
+	$(BIN)/ruff check batchrun tests bench
+	$(BIN)/ruff format --check batchrun tests bench
+	$(BIN)/mypy
+
+demo:
+	$(BIN)/python -m batchrun.demo
+
+bench:
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .batchrun demo-output bench/results

@@ -1,0 +1,81 @@
+"""The command line: one click group, a command per verb. The only layer that prints.
+
+Errors cross one boundary here: a BatchrunError becomes one line on stderr and its exit code;
+anything unexpected becomes one line too (a traceback only with BATCHRUN_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_RESUMABLE, EXIT_USAGE, BatchrunError
+from .common import scrub
+from .inspect import report_cmd, status_cmd
+from .run import plan_cmd, run_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="batchrun")
+def cli() -> None:
+    """Run FLORA techniques in bulk from a CSV, XLSX, JSONL or Parquet manifest.
+
+    Every row becomes one technique run. Rerunning the same command resumes the batch and never
+    pays for a row twice.
+    """
+
+
+cli.add_command(run_cmd)
+cli.add_command(plan_cmd)
+cli.add_command(status_cmd)
+cli.add_command(report_cmd)
+
+
+def _add_emulator() -> None:
+    try:
+        from ..emulator.cli import emulator
+    except ImportError:  # pragma: no cover - the emulator ships with the package
+        return
+    cli.add_command(emulator)
+
+
+_add_emulator()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="batchrun", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 1 else exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("batchrun: interrupted; rerun the same command to resume", err=True)
+        return EXIT_RESUMABLE
+    except BatchrunError as exc:
+        click.echo(f"batchrun: error: {scrub(str(exc))}", err=True)
+        for line in getattr(exc, "problems", [])[1:]:
+            click.echo(f"  {scrub(line)}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("batchrun: interrupted; rerun the same command to resume", err=True)
+        return EXIT_RESUMABLE
+    except Exception as exc:  # the one place a bug turns into a line instead of a traceback
+        if os.environ.get("BATCHRUN_DEBUG"):
+            raise
+        click.echo(
+            f"batchrun: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            "(a bug: please report it; the journal is consistent, rerun to resume; "
+            "BATCHRUN_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        return EXIT_RESUMABLE
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""The FLORA API over httpx: four calls, answers parsed into models, failures mapped to two types.
+
+Every non-success answer becomes ``ApiError`` (status, code, message, request-id); every failure
+where the request may or may not have reached the server becomes ``TransportError``. Nothing else
+escapes. The API key is attached only to requests for the configured API origin.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ApiError, TransportError
+from .models import Output, Run, Technique, TechniqueInput
+
+DEFAULT_BASE_URL = "https://app.flora.ai/api/v1"
+USER_AGENT = "batchrun/0.1"
+_MS_THRESHOLD = 1e11  # epoch seconds stay below this until the year 5138; milliseconds do not
+
+
+def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    u = httpx.URL(url)
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return (u.scheme, u.host, port)
+
+
+class OriginBearerAuth(httpx.Auth):
+    """Bearer auth that refuses to travel: requests to any other origin go out without it."""
+
+    def __init__(self, api_key: str, base_url: str) -> None:
+        self._header = f"Bearer {api_key}"
+        self._origin = origin(base_url)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin(request.url) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+
+def _timestamp(value: Any) -> float | None:
+    """API timestamps are numbers: epoch seconds or, in some readings, milliseconds."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if value <= 0:
+            return None
+        return value / 1000.0 if value > _MS_THRESHOLD else float(value)
+    if isinstance(value, str) and value:
+        try:
+            return _timestamp(float(value))
+        except ValueError:
+            pass
+        try:
+            from datetime import datetime
+
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_run(data: Mapping[str, Any]) -> Run:
+    run_id = (
+        data.get("run_id") or data.get("runId") or data.get("technique_run_id") or data.get("id")
+    )
+    if not run_id:
+        raise ValueError("run has no run_id")
+    technique = data.get("technique")
+    technique_id = technique.get("technique_id") if isinstance(technique, dict) else None
+    outputs = tuple(
+        Output(
+            str(o.get("output_id") or o.get("outputId") or ""),
+            str(o.get("type") or ""),
+            str(o.get("url") or ""),
+        )
+        for o in data.get("outputs") or ()
+        if isinstance(o, dict)
+    )
+    return Run(
+        run_id=str(run_id),
+        status=str(data.get("status") or "pending"),
+        progress=_number(data.get("progress")),
+        charged_cost=_number(data.get("charged_cost", data.get("chargedCost"))),
+        created_at=_timestamp(data.get("created_at", data.get("createdAt"))),
+        started_at=_timestamp(data.get("started_at", data.get("startedAt"))),
+        completed_at=_timestamp(data.get("completed_at", data.get("completedAt"))),
+        error_code=_text(data.get("error_code", data.get("errorCode"))),
+        error_message=_text(data.get("error_message", data.get("errorMessage"))),
+        outputs=outputs,
+        poll_url=_text(data.get("poll_url", data.get("pollUrl"))),
+        technique_id=_text(technique_id or data.get("technique_id")),
+    )
+
+
+def parse_technique(data: Mapping[str, Any], requested: str) -> Technique:
+    inputs = tuple(
+        TechniqueInput(
+            id=str(i.get("id")),
+            type=str(i.get("type") or "text"),
+            name=_text(i.get("name")),
+            required=i.get("required") if isinstance(i.get("required"), bool) else None,
+        )
+        for i in data.get("inputs") or ()
+        if isinstance(i, dict) and i.get("id")
+    )
+    return Technique(
+        technique_id=str(data.get("technique_id") or data.get("id") or requested),
+        name=_text(data.get("name")),
+        inputs=inputs,
+        run_cost=_number(data.get("run_cost", data.get("runCost"))),
+        raw=dict(data),
+    )
+
+
+def _retry_after(headers: httpx.Headers, now: float) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - now)
+
+
+def api_error(response: httpx.Response) -> ApiError:
+    code, message, fields = f"http_{response.status_code}", response.reason_phrase, []
+    try:
+        err = response.json().get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict):
+        code = str(err.get("code") or code)
+        message = str(err.get("message") or message)
+        fields = [f for f in err.get("fields") or () if isinstance(f, dict)]
+    elif isinstance(err, str):
+        message = err
+    elif not message:
+        message = response.text[:200]
+    should = response.headers.get("x-should-retry")
+    return ApiError(
+        status=response.status_code,
+        code=code,
+        message=message,
+        request_id=response.headers.get("request-id") or response.headers.get("x-request-id"),
+        fields=fields,
+        retry_after=_retry_after(response.headers, time.time()),
+        should_retry=None if should is None else should.strip().lower() == "true",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    run: Run
+    status_code: int
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: tuple[Run, ...]
+    next_cursor: str | None
+
+
+class FloraClient:
+    """One async client per batch. ``transport`` is injectable so tests can run in-process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        max_connections: int = 64,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        auth = OriginBearerAuth(api_key, self.base_url) if api_key else None
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> FloraClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _url(self, *parts: str) -> str:
+        return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            # The message names the exception type only: URLs could carry secrets one day.
+            raise TransportError(f"{type(exc).__name__} talking to {request.url.host}") from None
+        if response.status_code >= 300:
+            raise api_error(response)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code,
+                "invalid_response",
+                "the server answered with something that is not JSON",
+                request_id=response.headers.get("request-id"),
+            ) from None
+
+    async def create_run(self, technique_id: str, body: bytes, key: str) -> Created:
+        request = self._http.build_request(
+            "POST",
+            self._url("techniques", technique_id, "runs"),
+            content=body,
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        )
+        response = await self._send(request)
+        data = self._json(response)
+        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "status" not in data:
+            data = data["data"]
+        try:
+            run = parse_run(data)
+        except (ValueError, AttributeError):
+            raise ApiError(
+                response.status_code,
+                "invalid_response",
+                "create answered without a run id",
+                request_id=response.headers.get("request-id"),
+            ) from None
+        replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
+        return Created(run, response.status_code, replayed)
+
+    async def get_run(self, technique_id: str, run_id: str) -> Run:
+        request = self._http.build_request(
+            "GET", self._url("techniques", technique_id, "runs", run_id)
+        )
+        response = await self._send(request)
+        try:
+            return parse_run(self._json(response))
+        except (ValueError, AttributeError):
+            raise ApiError(response.status_code, "invalid_response", "run without id") from None
+
+    async def list_runs(
+        self,
+        technique_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+        status: str | None = None,
+    ) -> RunPage:
+        params: dict[str, str | int] = {"limit": limit}
+        if technique_id:
+            params["technique_id"] = technique_id
+        if cursor:
+            params["cursor"] = cursor
+        if status:
+            params["status"] = status
+        request = self._http.build_request("GET", self._url("technique-runs"), params=params)
+        response = await self._send(request)
+        data = self._json(response)
+        items = data.get("technique_runs", data.get("data", [])) if isinstance(data, dict) else []
+        runs = []
+        for item in items or ():
+            if isinstance(item, dict):
+                try:
+                    runs.append(parse_run(item))
+                except ValueError:
+                    continue
+        meta = data.get("meta") if isinstance(data, dict) else None
+        next_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+        return RunPage(tuple(runs), str(next_cursor) if next_cursor else None)
+
+    async def get_technique(self, technique_id: str) -> Technique:
+        request = self._http.build_request("GET", self._url("techniques", technique_id))
+        response = await self._send(request)
+        data = self._json(response)
+        if isinstance(data, dict) and isinstance(data.get("technique"), dict):
+            data = data["technique"]
+        if not isinstance(data, dict):
+            raise ApiError(response.status_code, "invalid_response", "technique is not an object")
+        return parse_technique(data, technique_id)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

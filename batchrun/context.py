@@ -1,0 +1,89 @@
+"""What the submitter, poller and recovery share for one batch: the journal, the client, the
+meters, the stop signal and the event sink. They never call each other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import FloraClient
+from .errors import BatchrunError
+from .journal import Journal
+from .limits import InFlightMeter, RateMeter
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a person watching the batch may want to see; the CLI decides how."""
+
+    kind: str  # sent, finished, waiting, notice, stopping
+    data: dict[str, Any]
+
+
+Emit = Callable[[Event], None]
+
+
+class Stop:
+    """Why the batch is stopping, if it is. ``submit_only``: stop sending, keep collecting."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.submit_reason: str | None = None
+        self.error: BatchrunError | None = None
+        self.event = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self.reason is not None
+
+    @property
+    def submitting_stopped(self) -> bool:
+        return self.reason is not None or self.submit_reason is not None
+
+    def request(self, reason: str, error: BatchrunError | None = None) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.error = error
+        self.event.set()
+
+    def stop_submitting(self, reason: str) -> None:
+        if self.submit_reason is None:
+            self.submit_reason = reason
+        self.event.set()
+
+
+@dataclass
+class Tuning:
+    """Knobs with sensible defaults; exposed where a user may need them."""
+
+    key_window: float = 7200.0  # the server keeps idempotency keys this long (the shorter reading)
+    send_attempts: int = 8  # tries of one create before it is put aside
+    send_rounds: int = 3  # put-aside rounds before a create is left unconfirmed
+    round_delay: float = 15.0
+    poll_min: float = 0.05
+    poll_max: float = 5.0
+    poll_concurrency: int = 8
+    cost_wait: float = 60.0  # how long to keep reading a completed run for its late cost
+    recovery_pages: int = 50
+    clock_margin: float = 5.0
+
+
+@dataclass
+class Batch:
+    name: str
+    journal: Journal
+    client: FloraClient
+    meter: InFlightMeter
+    rate: RateMeter
+    emit: Emit
+    stop: Stop
+    tuning: Tuning = field(default_factory=Tuning)
+    callback_url: str | None = None
+    mode: str = "async"
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
+    # server created_at minus local send time, from recent creates: places runs in our windows
+    clock_offsets: list[float] = field(default_factory=list)

@@ -1,0 +1,181 @@
+"""The poller: moves in-flight runs to their final state and reads late costs.
+
+One list request (``GET /technique-runs``, newest first, 100 a page) reports on many runs at once;
+runs the list did not cover are read one by one. Sweeps are paced by when runs are expected to
+finish, learnt from the runs that did, so short runs are noticed quickly and long ones cost little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from .context import Batch, Event
+from .errors import ApiError, TransportError
+from .journal import InFlight
+from .models import Run
+from .retry import is_retryable
+
+_PAGE = 100
+
+
+class Pacer:
+    """How long to wait before the next sweep."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.duration: float | None = None  # typical run duration, learnt
+        self._idle = 0
+
+    def observe(self, run: Run) -> None:
+        if run.completed_at and run.created_at and run.completed_at >= run.created_at:
+            d = run.completed_at - run.created_at
+            self.duration = d if self.duration is None else 0.8 * self.duration + 0.2 * d
+
+    def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
+        self._idle = 0 if found else self._idle + 1
+        if self.duration is None:
+            return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
+        step = min(self.hi, max(self.lo, self.duration / 8))
+        due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
+        wait = (min(due) - now) if due else step
+        # Not before a run is due, but once some are overdue, every `step`.
+        return min(self.hi, max(step if wait <= 0 else wait, self.lo))
+
+    def backoff(self) -> float:
+        self._idle += 3
+        return min(self.hi, 1.0 * 1.5 ** min(self._idle, 12))
+
+
+class Poller:
+    def __init__(self, batch: Batch, finished_sending: Callable[[], bool]) -> None:
+        self.b = batch
+        self.finished_sending = finished_sending
+        self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max)
+        self._list_works: dict[str, bool] = {}
+        self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
+        self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
+
+    async def run(self) -> None:
+        b = self.b
+        while not b.stop.stopping:
+            flights = b.journal.in_flight(b.name)
+            costs = self._costs_due()
+            if not flights and costs is None and self.finished_sending():
+                return
+            try:
+                found = await self._sweep(flights) if flights else 0
+                await self._read_costs(costs or [])
+                delay = self.pacer.next(found > 0, flights, b.wall())
+            except (ApiError, TransportError) as exc:
+                delay = self.pacer.backoff()
+                if isinstance(exc, ApiError) and exc.status == 429:
+                    b.meter.throttle(exc.retry_after)
+                    delay = max(delay, exc.retry_after or 0)
+                b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
+            if not flights and not self.finished_sending():
+                delay = min(delay, 0.25)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(b.stop.event.wait(), delay)
+
+    # -- status ----------------------------------------------------------------------------
+
+    async def _sweep(self, flights: Sequence[InFlight]) -> int:
+        by_technique: dict[str, dict[str, InFlight]] = defaultdict(dict)
+        for f in flights:
+            by_technique[f.technique_id][f.run_id] = f
+        seen: dict[str, Run] = {}
+        for technique, wanted in by_technique.items():
+            if self._list_works.get(technique, True):
+                seen.update(await self._list_cover(technique, wanted))
+        unseen = [f for f in flights if f.run_id not in seen]
+        for run in await asyncio.gather(*(self._get(f) for f in unseen)):
+            if run is not None:
+                seen[run.run_id] = run
+        return self._record(flights, seen)
+
+    async def _list_cover(self, technique: str, wanted: dict[str, InFlight]) -> dict[str, Run]:
+        """Page the run history until it has covered every wanted run (or passed the oldest)."""
+        oldest = min((f.created_at for f in wanted.values() if f.created_at), default=None)
+        found: dict[str, Run] = {}
+        cursor = None
+        cap = 2 + 2 * (len(wanted) // _PAGE + 1)
+        for _ in range(cap):
+            try:
+                page = await self.b.client.list_runs(technique, cursor, _PAGE)
+            except ApiError as exc:
+                if is_retryable(exc):
+                    raise
+                # This server (or this technique) has no usable list: read runs one by one.
+                self._list_works[technique] = False
+                self.b.emit(Event("notice", {"message": f"run list unavailable ({exc}); "
+                                             "polling runs one by one"}))  # fmt: skip
+                return found
+            for run in page.runs:
+                if run.run_id in wanted:
+                    found[run.run_id] = run
+            last = page.runs[-1].created_at if page.runs else None
+            if len(found) == len(wanted) or not page.next_cursor:
+                break
+            if oldest is not None and last is not None and last < oldest - 1:
+                break
+            cursor = page.next_cursor
+        return found
+
+    async def _get(self, flight: InFlight) -> Run | None:
+        async with self._gate:
+            try:
+                return await self.b.client.get_run(flight.technique_id, flight.run_id)
+            except ApiError as exc:
+                if is_retryable(exc):
+                    raise
+                self.b.emit(Event("notice", {"message": f"run {flight.run_id}: {exc}"}))
+                return None
+
+    def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> int:
+        b = self.b
+        updates, finished = [], []
+        for f in flights:
+            run = seen.get(f.run_id)
+            if run is None or (run.status == f.run_status and not run.finished):
+                continue
+            updates.append((f.row_id, run))
+            if run.finished:
+                finished.append((f.row_id, run))
+        b.journal.record_runs(b.name, updates)
+        for row_id, run in finished:
+            self.pacer.observe(run)
+            b.meter.release()
+            b.emit(Event("finished", {"row_id": row_id, "status": run.status,
+                                      "cost": run.charged_cost}))  # fmt: skip
+        return len(finished)
+
+    # -- late costs --------------------------------------------------------------------------
+
+    def _costs_due(self) -> list[InFlight] | None:
+        """Completed runs still without a cost and due for a read; None when none is waited for."""
+        b, now = self.b, self.b.mono()
+        unsettled = b.journal.cost_unsettled(b.name)
+        waiting, due = False, []
+        for f in unsettled:
+            next_at, first = self._cost_next.setdefault(f.row_id, (now + 0.5, now))
+            if now - first > b.tuning.cost_wait:
+                continue  # bounded: the report says this cost is still unknown
+            waiting = True
+            if next_at <= now:
+                due.append(f)
+        return due if waiting else None
+
+    async def _read_costs(self, due: Sequence[InFlight]) -> None:
+        b, now = self.b, self.b.mono()
+        runs = await asyncio.gather(*(self._get(f) for f in due))
+        updates = []
+        for f, run in zip(due, runs, strict=True):
+            _, first = self._cost_next[f.row_id]
+            self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.5), first)
+            if run is not None and run.charged_cost is not None:
+                updates.append((f.row_id, run))
+                b.emit(Event("cost", {"row_id": f.row_id, "cost": run.charged_cost}))
+        b.journal.record_runs(b.name, updates)

@@ -1,0 +1,225 @@
+"""The report: a pure function of the journal, one row per manifest row in manifest order.
+
+Formats by suffix: ``.parquet`` (typed: UTC timestamps, float cost, outputs as a list of structs),
+``.csv`` (outputs as JSON text, ISO timestamps) and ``.jsonl``. Written to a temporary file beside
+the target and renamed into place, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .journal import ReportRow
+from .models import State
+
+REPORT_COLUMNS = (
+    "row_id",
+    "technique_id",
+    "status",
+    "run_id",
+    "charged_cost",
+    "cost_status",
+    "error_code",
+    "error_message",
+    "outputs",
+    "idempotency_key",
+    "attempt",
+    "created_at",
+    "started_at",
+    "completed_at",
+)
+REPORT_STATUSES = (
+    "completed",
+    "failed",
+    "pending",
+    "running",
+    "rejected",
+    "unsubmitted",
+    "in_doubt",
+)
+SUFFIXES = (".parquet", ".csv", ".jsonl")
+MANIFEST_PREFIX = "manifest_"
+_OUTPUT_TYPE = pa.list_(
+    pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])
+)
+_TS = pa.timestamp("ms", tz="UTC")
+
+
+def report_status(row: ReportRow) -> str:
+    """Journal state -> the report's status vocabulary."""
+    if row.state == State.PENDING:
+        return "unsubmitted"
+    if row.state == State.SENDING:
+        return "in_doubt"  # sent, no answer recorded: the server may hold a run
+    if row.state == State.SUBMITTED:
+        return row.run_status if row.run_status in ("pending", "running") else "pending"
+    return str(row.state)
+
+
+def cost_status(row: ReportRow) -> str:
+    """``final``: the cost the server reported; ``unknown``: a finished run whose cost has not
+    arrived yet (rerun or `batchrun report` later); ``none``: no finished run to charge."""
+    if row.run_id is None or row.state not in (State.COMPLETED, State.FAILED):
+        return "none"
+    return "final" if row.cost_final else "unknown"
+
+
+def output_columns(manifest_columns: Sequence[str]) -> list[str]:
+    """Manifest columns keep their names unless they clash with a report column."""
+    taken = set(REPORT_COLUMNS)
+    names = []
+    for name in manifest_columns:
+        new = name
+        while new in taken:
+            new = MANIFEST_PREFIX + new
+        taken.add(new)
+        names.append(new)
+    return names + list(REPORT_COLUMNS)
+
+
+def _record(row: ReportRow) -> dict[str, Any]:
+    return {
+        "row_id": row.row_id,
+        "technique_id": row.technique_id or None,
+        "status": report_status(row),
+        "run_id": row.run_id,
+        "charged_cost": row.charged_cost,
+        "cost_status": cost_status(row),
+        "error_code": row.error_code,
+        "error_message": row.error_message,
+        "outputs": [{"output_id": o.output_id, "type": o.type, "url": o.url} for o in row.outputs],
+        "idempotency_key": row.idem_key,
+        "attempt": row.attempt,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "completed_at": row.completed_at,
+    }
+
+
+def records(rows: Iterable[ReportRow], manifest_columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+    names = output_columns(manifest_columns)[: len(manifest_columns)]
+    for row in rows:
+        rec: dict[str, Any] = dict(zip(names, _cells(row.cells, len(names)), strict=True))
+        rec.update(_record(row))
+        yield rec
+
+
+def _cells(cells: Sequence[str | None], n: int) -> list[str | None]:
+    return (list(cells) + [None] * n)[:n]
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _schema(names: Sequence[str], n_manifest: int) -> pa.Schema:
+    types: dict[str, pa.DataType] = {
+        "charged_cost": pa.float64(),
+        "outputs": _OUTPUT_TYPE,
+        "attempt": pa.int32(),
+        "created_at": _TS,
+        "started_at": _TS,
+        "completed_at": _TS,
+    }
+    fields = [pa.field(n, pa.string()) for n in names[:n_manifest]]
+    fields += [pa.field(n, types.get(n, pa.string())) for n in names[n_manifest:]]
+    return pa.schema(fields)
+
+
+def _write_parquet(path: Path, recs: Iterable[dict[str, Any]], names: list[str], n: int) -> None:
+    schema = _schema(names, n)
+    ts_cols = ("created_at", "started_at", "completed_at")
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in _batched(recs, 10_000):
+            columns = {name: [r[name] for r in chunk] for name in names}
+            for col in ts_cols:
+                columns[col] = [None if v is None else int(v * 1000) for v in columns[col]]
+            writer.write_table(pa.table(columns, schema=schema))
+
+
+def _flat(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    out["outputs"] = json.dumps(rec["outputs"], ensure_ascii=False)
+    for col in ("created_at", "started_at", "completed_at"):
+        out[col] = _iso(rec[col])
+    return out
+
+
+def _write_csv(path: Path, recs: Iterable[dict[str, Any]], names: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names)
+        writer.writeheader()
+        for rec in recs:
+            writer.writerow({k: "" if v is None else v for k, v in _flat(rec).items()})
+
+
+def _write_jsonl(path: Path, recs: Iterable[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for rec in recs:
+            out = dict(rec)
+            for col in ("created_at", "started_at", "completed_at"):
+                out[col] = _iso(rec[col])
+            fh.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+def check_report_path(path: Path) -> None:
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(
+            f"report {path}: unknown format '{path.suffix}'; use one of {', '.join(SUFFIXES)}"
+        )
+
+
+def write_report(
+    path: Path, rows: Iterable[ReportRow], manifest_columns: Sequence[str]
+) -> Counter[str]:
+    """Write one report atomically; returns the count of rows per status."""
+    check_report_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = output_columns(manifest_columns)
+    counts: Counter[str] = Counter()
+
+    def counted() -> Iterator[dict[str, Any]]:
+        for rec in records(rows, manifest_columns):
+            counts[rec["status"]] += 1
+            yield rec
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            _write_parquet(tmp, counted(), names, len(manifest_columns))
+        elif suffix == ".csv":
+            _write_csv(tmp, counted(), names)
+        else:
+            _write_jsonl(tmp, counted())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return counts
+
+
+def _batched(items: Iterable[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

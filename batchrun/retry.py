@@ -1,0 +1,92 @@
+"""The one retry policy: which failures are worth another try, and how long to wait.
+
+Retried: timeouts and connection errors, 408, 429 and 5xx. Never retried: 400, 401, 402, 403, 404,
+409 and 422, whose answer would not change. ``x-should-retry`` from the server overrides either way.
+Waits honour ``retry-after-ms`` / ``Retry-After``; otherwise exponential backoff with jitter, capped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from .errors import ApiError, TransportError
+
+RETRYABLE_STATUSES = frozenset({408, 429})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 120.0
+_RNG = random.Random()
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, ApiError):
+        if exc.should_retry is not None:
+            return exc.should_retry
+        if exc.code.startswith("idempotency_"):
+            return False
+        return exc.status in RETRYABLE_STATUSES or exc.status >= 500
+    return False
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before try ``attempt + 1``: ``min(0.5 * 2**(n-1), 30)`` with 75-100 % jitter."""
+    base: float = min(BACKOFF_BASE * 2.0 ** max(attempt - 1, 0), BACKOFF_CAP)
+    jitter: float = (rng or _RNG).uniform(0.75, 1.0)
+    return base * jitter
+
+
+class wait_retry_after_or_backoff(wait_base):  # tenacity names its waits in lower case
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return max(0.0, min(exc.retry_after, RETRY_AFTER_CAP))
+        return backoff(retry_state.attempt_number, self.rng)
+
+
+class stop_when(stop_base):
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.predicate()
+
+
+def retrying(
+    attempts: int = 8,
+    before_sleep: Callable[[RetryCallState], Any] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    rng: random.Random | None = None,
+    give_up: Callable[[], bool] | None = None,
+) -> AsyncRetrying:
+    """An AsyncRetrying for one request; ``sleep`` is injectable so tests do not wait, and
+    ``give_up`` ends the retries early (the batch is stopping)."""
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    stop: stop_base = stop_after_attempt(attempts)
+    if give_up is not None:
+        stop = stop | stop_when(give_up)
+    return AsyncRetrying(
+        stop=stop,
+        wait=wait_retry_after_or_backoff(rng),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+        **kwargs,
+    )

@@ -1,0 +1,317 @@
+"""One batch, wired together: manifest -> journal -> submitter/poller/recovery -> report.
+
+``run_batch`` is the Python API behind ``batchrun run``. It prints nothing: what happens is told
+through events, and what it ends with is returned as an ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from .client import DEFAULT_BASE_URL, FloraClient
+from .context import Batch, Emit, Event, Stop, Tuning
+from .errors import (
+    EXIT_OK,
+    EXIT_RESUMABLE,
+    EXIT_ROWS_FAILED,
+    ApiError,
+    ConfigError,
+    ManifestError,
+    TransportError,
+)
+from .journal import Journal, SyncStats
+from .limits import InFlightMeter, RateMeter
+from .lock import BatchLock
+from .manifest import ManifestOptions, open_manifest
+from .models import State
+from .poller import Poller
+from .recovery import Recovery
+from .report import check_report_path, write_report
+from .submitter import Submitter
+
+UNSETTLED = ("unsubmitted", "in_doubt", "pending", "running")
+
+
+@dataclass
+class RunOptions:
+    manifest: Path
+    technique: str | None = None
+    state_dir: Path = Path(".batchrun")
+    batch: str | None = None
+    reports: Sequence[Path] = ()
+    concurrency: int = 8
+    rate: float | None = None
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    retry_failed: bool = False
+    resend_in_doubt: bool = False
+    skip_invalid: bool = False
+    callback_url: str | None = None
+    id_column: str = "id"
+    sheet: str | None = None
+    input_map: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    pass_through: frozenset[str] = frozenset()
+    ignore: frozenset[str] = frozenset()
+    tuning: Tuning = field(default_factory=Tuning)
+    transport: httpx.AsyncBaseTransport | None = None  # tests run the real client in-process
+
+    @property
+    def batch_name(self) -> str:
+        return self.batch or self.manifest.stem
+
+    def manifest_options(self) -> ManifestOptions:
+        return ManifestOptions(
+            path=self.manifest,
+            technique=self.technique,
+            id_column=self.id_column,
+            sheet=self.sheet,
+            input_map=dict(self.input_map),
+            pass_through=self.pass_through,
+            ignore=self.ignore,
+        )
+
+    def report_paths(self) -> list[Path]:
+        if self.reports:
+            return list(self.reports)
+        base = self.state_dir / "reports" / self.batch_name
+        return [base.with_suffix(".parquet"), base.with_suffix(".csv")]
+
+
+@dataclass
+class Outcome:
+    batch: str
+    exit_code: int
+    counts: Counter[str]
+    charged_cost: float
+    costs_unknown: int
+    wall_seconds: float
+    reports: list[Path]
+    sync: SyncStats
+    sent: int = 0
+    recovered: int = 0
+    stop_reason: str | None = None
+    in_doubt: list[tuple[str, str]] = field(default_factory=list)  # (row id, why), a few
+
+
+def check_options(opts: RunOptions) -> None:
+    if opts.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    if opts.rate is not None and opts.rate <= 0:
+        raise ConfigError(f"--rate must be above 0, got {opts.rate}")
+    url = urlsplit(opts.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigError(f"--base-url must be an http(s) URL, got '{opts.base_url}'")
+    if opts.callback_url is not None and urlsplit(opts.callback_url).scheme != "https":
+        raise ConfigError(f"--callback-url must be an https URL, got '{opts.callback_url}'")
+    for path in opts.reports:
+        try:
+            check_report_path(path)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if not opts.api_key:
+        raise ConfigError("no API key: set FLORA_API_KEY or pass --api-key")
+
+
+def problem_lines(path: Path, stats: SyncStats, limit: int = 20) -> list[str]:
+    lines = [f"{path}:{p.line}: {p.reason}" for p in stats.problems[:limit]]
+    if stats.problem_count > limit:
+        lines.append(f"... and {stats.problem_count - limit} more invalid rows")
+    return lines
+
+
+def load_manifest(opts: RunOptions, journal: Journal) -> SyncStats:
+    """Read the manifest into the journal, or raise ManifestError and change nothing."""
+    manifest = open_manifest(opts.manifest_options())
+    stats, committed = journal.sync_manifest(
+        opts.batch_name,
+        str(opts.manifest.resolve()),
+        manifest.columns,
+        manifest.rows(),
+        accept_problems=opts.skip_invalid,
+    )
+    if not committed:
+        fatal = [p for p in stats.problems if p.fatal]
+        first = fatal[0] if fatal else stats.problems[0]
+        hint = "" if fatal else "; fix them, or pass --skip-invalid to send the valid rows"
+        raise ManifestError(
+            f"{opts.manifest}:{first.line}: {first.reason} "
+            f"({stats.problem_count} invalid row{'s' * (stats.problem_count != 1)}, nothing sent"
+            f"{hint})",
+            problem_lines(opts.manifest, stats),
+        )
+    return stats
+
+
+async def _preflight(b: Batch, techniques: Sequence[str]) -> None:
+    """Ask about each technique once: a refused key stops everything before any run is sent.
+    Servers without the technique endpoint are fine; the creates will tell."""
+    for technique in techniques[:20]:
+        try:
+            await b.client.get_technique(technique)
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise ConfigError(
+                    f"the API refused the API key: {exc.describe()}; check FLORA_API_KEY or "
+                    "--api-key"
+                ) from None
+        except TransportError as exc:
+            raise ConfigError(f"cannot reach the API at {b.client.base_url}: {exc}") from None
+
+
+def _install_signals(stop: Stop, emit: Emit) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+
+    def handler(signame: str) -> None:
+        if stop.stopping:
+            sys.stderr.write("batchrun: second interrupt, leaving now; rerun to resume\n")
+            sys.stderr.flush()
+            os._exit(EXIT_RESUMABLE)  # the journal is consistent at every commit
+        stop.request(f"interrupted ({signame})")
+        emit(Event("stopping", {"reason": f"{signame}: finishing the sends in progress"}))
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, handler, sig.name)
+            installed.append(sig)
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def _drive(b: Batch, allowance: Callable[[], int] | None = None) -> tuple[int, int]:
+    submitter = Submitter(b, allowance)
+    recovery = Recovery(b, lambda: submitter.done)
+    poller = Poller(b, lambda: submitter.done and recovery_done.is_set())
+    recovery_done = asyncio.Event()
+
+    async def recover() -> None:
+        try:
+            await recovery.run()
+        finally:
+            recovery_done.set()
+
+    tasks = [
+        asyncio.create_task(submitter.run()),
+        asyncio.create_task(recover()),
+        asyncio.create_task(poller.run()),
+    ]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+    return submitter.sent, recovery.recovered
+
+
+def _outcome(
+    opts: RunOptions, journal: Journal, stats: SyncStats, started: float, stop: Stop | None
+) -> Outcome:
+    name = opts.batch_name
+    info = journal.batch(name)
+    columns = info.columns if info else ()
+    counts: Counter[str] = Counter()
+    paths = opts.report_paths()
+    for path in paths:
+        counts = write_report(path, journal.report_rows(name), columns)
+    extra = journal.stats(name)
+    doubts = [
+        (r.row_id, r.error_message or "no answer recorded")
+        for r in journal.rows_in(name, [State.IN_DOUBT, State.SENDING])[:10]
+    ]
+    stopped = stop is not None and (stop.reason or stop.submit_reason)
+    if stopped or any(counts[s] for s in UNSETTLED):
+        code = EXIT_RESUMABLE
+    elif counts["failed"] or counts["rejected"]:
+        code = EXIT_ROWS_FAILED
+    else:
+        code = EXIT_OK
+    return Outcome(
+        batch=name,
+        exit_code=code,
+        counts=counts,
+        charged_cost=extra["charged_cost"],
+        costs_unknown=extra["costs_unknown"],
+        wall_seconds=time.monotonic() - started,
+        reports=paths,
+        sync=stats,
+        stop_reason=(stop.reason or stop.submit_reason) if stop else None,
+        in_doubt=doubts,
+    )
+
+
+async def run_batch_async(
+    opts: RunOptions, emit: Emit | None = None, signals: bool = False
+) -> Outcome:
+    started = time.monotonic()
+    emit = emit or (lambda e: None)
+    check_options(opts)
+    name = opts.batch_name
+    with BatchLock(opts.state_dir, name), Journal.open(opts.state_dir) as journal:
+        stats = load_manifest(opts, journal)
+        if opts.retry_failed:
+            n = journal.retry_failed(name)
+            emit(Event("notice", {"message": f"--retry-failed: {n} failed rows will run again"}))
+        if opts.resend_in_doubt:
+            n = journal.resend_in_doubt(name)
+            emit(Event("notice", {"message": f"--resend-in-doubt: {n} rows will be sent again"}))
+        counts = journal.counts(name)
+        emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
+        stop = Stop()
+        client = FloraClient(
+            opts.base_url,
+            opts.api_key,
+            max_connections=opts.concurrency + opts.tuning.poll_concurrency + 4,
+            transport=opts.transport,
+        )
+        meter = InFlightMeter(opts.concurrency)
+        meter.take(counts.get(State.SUBMITTED.value, 0))
+        b = Batch(
+            name=name,
+            journal=journal,
+            client=client,
+            meter=meter,
+            rate=RateMeter(opts.rate),
+            emit=emit,
+            stop=stop,
+            tuning=opts.tuning,
+            callback_url=opts.callback_url,
+        )
+        remove = _install_signals(stop, emit) if signals else (lambda: None)
+        try:
+            async with client:
+                work = any(
+                    counts.get(s.value, 0)
+                    for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
+                ) or journal.cost_unsettled(name)
+                if work:
+                    await _preflight(b, journal.techniques(name, State.PENDING))
+                    sent, recovered = await _drive(b)
+                else:
+                    sent = recovered = 0
+        finally:
+            remove()
+        outcome = _outcome(opts, journal, stats, started, stop)
+        outcome.sent, outcome.recovered = sent, recovered
+        if stop.error is not None:
+            raise stop.error
+        return outcome
+
+
+def run_batch_sync(opts: RunOptions, emit: Emit | None = None, signals: bool = False) -> Outcome:
+    return asyncio.run(run_batch_async(opts, emit, signals))

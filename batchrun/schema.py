@@ -1,0 +1,113 @@
+"""The journal's schema as ordered migrations. Each runs once, in its own transaction, and is
+recorded in ``schema_migrations``; never edit a released one, append a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "batches, rows and history",
+        """
+        CREATE TABLE batches (
+            name TEXT PRIMARY KEY,
+            manifest TEXT NOT NULL,
+            columns TEXT NOT NULL,          -- JSON list of the manifest's column names
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE rows (
+            batch TEXT NOT NULL,
+            row_id TEXT NOT NULL,
+            idx INTEGER,                    -- position in the manifest; NULL once it left it
+            line INTEGER NOT NULL,
+            technique_id TEXT NOT NULL,
+            inputs TEXT NOT NULL,           -- JSON [[id, type, value], ...] in manifest order
+            digest TEXT NOT NULL,
+            cells TEXT NOT NULL,            -- JSON list of the row's cells, for the report
+            state TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            idem_key TEXT,
+            body BLOB,                      -- the exact create body, resent byte for byte
+            first_sent_at REAL,
+            last_sent_at REAL,
+            run_id TEXT,
+            run_status TEXT,
+            charged_cost REAL,
+            cost_final INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT,
+            error_message TEXT,
+            outputs TEXT,                   -- JSON [[output_id, type, url], ...]
+            created_at REAL,
+            started_at REAL,
+            completed_at REAL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (batch, row_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX rows_by_state ON rows (batch, state, idx);
+        CREATE INDEX rows_by_idx ON rows (batch, idx);
+        CREATE INDEX rows_by_run ON rows (run_id);
+        CREATE TABLE history (
+            batch TEXT NOT NULL,
+            row_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            state TEXT NOT NULL,
+            idem_key TEXT,
+            run_id TEXT,
+            run_status TEXT,
+            charged_cost REAL,
+            error_code TEXT,
+            error_message TEXT,
+            outputs TEXT,
+            created_at REAL,
+            completed_at REAL,
+            archived_at REAL NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX history_by_row ON history (batch, row_id);
+        CREATE INDEX history_by_run ON history (run_id);
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Bring the database up to date; returns the versions applied now."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript would commit on its own; run statement by statement inside our txn
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, time.time())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    out, current = [], ""
+    for line in sql.splitlines():
+        current += line.split("--", 1)[0] + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out

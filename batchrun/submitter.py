@@ -1,0 +1,259 @@
+"""The submitter: sends rows in manifest order within the in-flight and rate limits.
+
+Every send is announced in the journal (key and exact body, committed) before the POST leaves.
+Each answer has one meaning for the row, decided in ``_refused`` and ``_adopt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+
+from tenacity import RetryCallState
+
+from .client import Created
+from .context import Batch, Event
+from .errors import ApiError, ConfigError, TransportError
+from .journal import RowTask
+from .keys import idempotency_key, request_body
+from .models import State
+from .retry import is_retryable, retrying
+
+_PAGE = 1000
+_MAX_GROUP = 200
+
+
+class Submitter:
+    def __init__(self, batch: Batch, allowance: Callable[[], int] | None = None) -> None:
+        self.b = batch
+        self.allowance = allowance  # how many more sends the budget allows; None: no budget
+        self.done = False
+        self.sent = 0
+        self._later: list[tuple[float, RowTask, int]] = []  # (not before, task, round)
+        self._ready: deque[tuple[RowTask, int]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            self._resume_unconfirmed()
+            await self._loop()
+            if self._tasks:  # answers still on their way are recorded before we leave
+                await asyncio.wait(self._tasks)
+        finally:
+            self.done = True
+
+    def _resume_unconfirmed(self) -> None:
+        """Rows a previous process announced but never heard back about: resend the same key and
+        body while the server still remembers the key; after that, sending could pay twice."""
+        b, now = self.b, self.b.wall()
+        for task in b.journal.sending(b.name):
+            if task.first_sent_at and now - task.first_sent_at > b.tuning.key_window:
+                b.journal.set_state(
+                    b.name,
+                    [task.row_id],
+                    State.IN_DOUBT,
+                    "key_expired",
+                    "sent over two hours ago with no answer recorded; the server no longer "
+                    "remembers its key, so resending could pay twice. Check the run history, then "
+                    "rerun with --resend-in-doubt to send it again",
+                )
+            else:
+                self._ready.append((task, 0))
+
+    async def _loop(self) -> None:
+        b = self.b
+        pending: deque[RowTask] = deque()
+        after = -1
+        while not b.stop.submitting_stopped:
+            self._promote_due()
+            if not pending and not self._ready:
+                pending.extend(b.journal.pending(b.name, after, _PAGE))
+                if pending:
+                    after = pending[-1].idx
+                elif not self._tasks and not self._later:
+                    return
+                else:
+                    await self._sleep_until_change(self._next_due())
+                    continue
+            room = min(b.meter.free(), b.rate.available(), _MAX_GROUP)
+            if self.allowance is not None:
+                room = min(room, self.allowance())
+            if room <= 0:
+                await self._wait_for_room()
+                continue
+            group: list[tuple[RowTask, int]] = []
+            while self._ready and len(group) < room:
+                group.append(self._ready.popleft())
+            fresh = []
+            while pending and len(group) < room:
+                task = self._with_key(pending.popleft())
+                fresh.append(task)
+                group.append((task, 0))
+            b.journal.mark_sending(
+                b.name, [(t.row_id, t.idem_key or "", t.body or b"") for t, _ in group]
+            )
+            b.meter.take(len(group))
+            b.rate.take(len(group))
+            for task, rnd in group:
+                self._spawn(task, rnd)
+
+    def _with_key(self, task: RowTask) -> RowTask:
+        key = idempotency_key(
+            self.b.name, task.row_id, task.technique_id, task.inputs, task.attempt
+        )
+        body = request_body(task.inputs, key, self.b.callback_url, self.b.mode)
+        return dataclasses.replace(task, idem_key=key, body=body)
+
+    def _spawn(self, task: RowTask, rnd: int) -> None:
+        t = asyncio.create_task(self._send(task, rnd))
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _promote_due(self) -> None:
+        now = self.b.mono()
+        due = [item for item in self._later if item[0] <= now]
+        for item in due:
+            self._later.remove(item)
+            self._ready.append((item[1], item[2]))
+
+    def _next_due(self) -> float | None:
+        return min((t for t, _, _ in self._later), default=None)
+
+    async def _sleep_until_change(self, due: float | None) -> None:
+        timeout = 1.0 if due is None else max(0.0, min(1.0, due - self.b.mono()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _wait_for_room(self) -> None:
+        b = self.b
+        if b.meter.free() <= 0:
+            await b.meter.wait_free(timeout=0.5)
+        elif b.rate.available() <= 0:
+            await b.rate.wait()
+        else:
+            await self._sleep_until_change(None)
+
+    # -- one send ------------------------------------------------------------------------------
+
+    async def _send(self, task: RowTask, rnd: int) -> None:
+        b = self.b
+        sent_at = b.wall()
+        try:
+            async for attempt in retrying(
+                b.tuning.send_attempts,
+                before_sleep=self._on_retry,
+                give_up=lambda: b.stop.stopping,
+            ):
+                with attempt:
+                    created = await b.client.create_run(
+                        task.technique_id, task.body or b"", task.idem_key or ""
+                    )
+        except ApiError as exc:
+            self._refused(task, rnd, exc)
+        except TransportError as exc:
+            self._unconfirmed(task, rnd, str(exc))
+        else:
+            self._adopt(task, created, sent_at)
+        finally:
+            self._wake.set()
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ApiError) and exc.status == 429:
+            self.b.meter.throttle(exc.retry_after)
+            self.b.emit(
+                Event(
+                    "waiting",
+                    {
+                        "reason": "rate limited (429): fewer runs in flight for a while",
+                        "seconds": exc.retry_after,
+                        "limit": self.b.meter.limit,
+                    },
+                )
+            )
+
+    def _adopt(self, task: RowTask, created: Created, sent_at: float) -> None:
+        b, run = self.b, created.run
+        b.journal.record_runs(b.name, [(task.row_id, run)])
+        if run.created_at is not None:
+            b.clock_offsets.append(run.created_at - sent_at)
+            del b.clock_offsets[:-50]
+        b.meter.success()
+        self.sent += 1
+        b.emit(Event("sent", {"row_id": task.row_id, "run_id": run.run_id}))
+        if run.finished:
+            b.meter.release()
+            b.emit(Event("finished", {"row_id": task.row_id, "status": run.status,
+                                      "cost": run.charged_cost}))  # fmt: skip
+
+    def _refused(self, task: RowTask, rnd: int, exc: ApiError) -> None:
+        b = self.b
+        code, status = exc.code, exc.status
+        if code == "idempotency_conflict":
+            b.meter.release()
+            b.journal.set_state(
+                b.name,
+                [task.row_id],
+                State.IN_DOUBT,
+                code,
+                "the server holds a different request under this row's key; batchrun resends "
+                f"bodies byte for byte, so this is a bug: please report it ({exc.describe()})",
+            )
+            b.emit(Event("notice", {"message": f"row {task.row_id}: {exc.describe()}"}))
+        elif code == "idempotency_duplicate" or status == 409 or code == "invalid_response":
+            # The server holds a run under our key but did not say which: never send again.
+            b.meter.release()
+            b.journal.set_state(
+                b.name,
+                [task.row_id],
+                State.IN_DOUBT,
+                "idempotency_duplicate",
+                "the server already holds a run for this row's key but did not return it; "
+                f"looking for it in the run history ({exc.describe()})",
+            )
+        elif status == 402 or code == "insufficient_credits":
+            b.meter.release()
+            b.journal.unsend(b.name, [task.row_id])
+            b.stop.stop_submitting(
+                f"insufficient credits: {exc.describe()}; add credits, then rerun the same "
+                "command to continue"
+            )
+        elif status in (401, 403):
+            b.meter.release()
+            b.journal.unsend(b.name, [task.row_id])
+            b.stop.request(
+                "the API key was refused",
+                ConfigError(
+                    f"the API refused the API key: {exc.describe()}; check FLORA_API_KEY or "
+                    "--api-key"
+                ),
+            )
+        elif is_retryable(exc):
+            self._unconfirmed(task, rnd, exc.describe())
+        else:
+            b.meter.release()
+            b.journal.set_state(b.name, [task.row_id], State.FAILED, code, exc.describe())
+            b.emit(Event("finished", {"row_id": task.row_id, "status": "failed", "cost": None}))
+
+    def _unconfirmed(self, task: RowTask, rnd: int, why: str) -> None:
+        """Retries ran out without an answer: try again later with the same key, a few times."""
+        b = self.b
+        b.meter.release()
+        if rnd + 1 < b.tuning.send_rounds and not b.stop.stopping:
+            delay = b.tuning.round_delay * (rnd + 1)
+            self._later.append((b.mono() + delay, task, rnd + 1))
+            b.emit(Event("waiting", {"reason": f"row {task.row_id}: {why}", "seconds": delay}))
+            return
+        b.journal.set_state(
+            b.name,
+            [task.row_id],
+            State.SENDING,
+            "send_unconfirmed",
+            f"no answer to the create after {b.tuning.send_rounds} rounds of retries ({why}); "
+            "rerun the same command to resend it under the same key",
+        )

@@ -1,0 +1,135 @@
+import json
+
+import httpx
+import pytest
+
+from batchrun.client import FloraClient, OriginBearerAuth, parse_run
+from batchrun.errors import ApiError, TransportError
+
+BASE = "https://api.example.com/api/v1"
+
+
+def client_for(handler) -> FloraClient:
+    return FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(handler))
+
+
+async def test_create_accepts_200_and_201_and_sends_key_in_both_places() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = 201 if len(seen) == 1 else 200
+        return httpx.Response(status, json={"run_id": "run_1", "status": "pending", "created_at": 5})
+
+    async with client_for(handler) as c:
+        body = b'{"inputs":[],"mode":"async","idempotency_key":"k1"}'
+        a = await c.create_run("tech", body, "k1")
+        b = await c.create_run("tech", body, "k1")
+    assert a.run.run_id == b.run.run_id == "run_1"
+    assert seen[0].headers["Idempotency-Key"] == "k1"
+    assert seen[0].headers["Authorization"] == "Bearer sk-secret"
+    assert seen[0].content == seen[1].content == body
+    assert seen[0].url.path == "/api/v1/techniques/tech/runs"
+
+
+async def test_error_body_becomes_api_error_with_request_id() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400,
+            headers={"request-id": "req_9"},
+            json={
+                "error": {
+                    "code": "input_validation_error",
+                    "message": "bad input",
+                    "fields": [{"field": "inputs[0].value", "message": "empty"}],
+                }
+            },
+        )
+
+    async with client_for(handler) as c:
+        with pytest.raises(ApiError) as info:
+            await c.get_run("tech", "run_1")
+    err = info.value
+    assert (err.status, err.code, err.request_id) == (400, "input_validation_error", "req_9")
+    assert "inputs[0].value: empty" in str(err) and "req_9" in str(err)
+
+
+async def test_retry_after_headers() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, headers={"retry-after-ms": "1500"}),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(503, text="<html>down</html>"),
+        ]
+    )
+
+    async with client_for(lambda r: next(answers)) as c:
+        delays = []
+        for _ in range(3):
+            with pytest.raises(ApiError) as info:
+                await c.get_run("t", "r")
+            delays.append(info.value.retry_after)
+    assert delays == [1.5, 3.0, None]
+
+
+async def test_transport_failures_become_transport_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("peer closed", request=request)
+
+    async with client_for(handler) as c:
+        with pytest.raises(TransportError) as info:
+            await c.get_run("t", "r")
+    assert "sk-secret" not in str(info.value)
+
+
+def test_key_never_travels_to_another_origin() -> None:
+    auth = OriginBearerAuth("sk-secret", BASE)
+    for url, expected in [
+        (BASE + "/technique-runs", True),
+        ("https://api.example.com:443/other", True),
+        ("https://media.example.com/out.png", False),
+        ("http://api.example.com/api/v1/x", False),
+        ("https://api.example.com:8443/api/v1/x", False),
+    ]:
+        request = httpx.Request("GET", url)
+        next(auth.auth_flow(request))
+        assert ("Authorization" in request.headers) is expected, url
+
+
+def test_run_parsing_survives_both_readings() -> None:
+    run = parse_run(
+        {"runId": "r1", "status": "completed", "created_at": 1_700_000_000_000, "charged_cost": "0.5"}
+    )
+    assert run.run_id == "r1" and run.created_at == 1_700_000_000.0 and run.charged_cost == 0.5
+    run = parse_run({"run_id": "r2", "status": "failed", "created_at": 1_700_000_000.25})
+    assert run.created_at == 1_700_000_000.25 and run.finished
+    listed = parse_run({"technique_run_id": "r3", "status": "running", "technique": {"technique_id": "t"}})
+    assert listed.run_id == "r3" and listed.technique_id == "t"
+
+
+async def test_list_pages_and_technique() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/technique-runs"):
+            assert request.url.params["limit"] == "100"
+            cursor = request.url.params.get("cursor")
+            return httpx.Response(
+                200,
+                json={
+                    "technique_runs": [{"run_id": "b" if cursor else "a", "status": "pending"}],
+                    "meta": {"next_cursor": None if cursor else "c1"},
+                },
+            )
+        return httpx.Response(
+            200,
+            content=json.dumps(
+                {"technique_id": "t", "inputs": [{"id": "prompt", "type": "text"}], "run_cost": 0.04}
+            ),
+        )
+
+    async with client_for(handler) as c:
+        first = await c.list_runs("t")
+        second = await c.list_runs("t", first.next_cursor)
+        tech = await c.get_technique("t")
+    assert [r.run_id for r in first.runs + second.runs] == ["a", "b"]
+    assert second.next_cursor is None
+    assert tech.run_cost == 0.04 and tech.inputs[0].id == "prompt"
