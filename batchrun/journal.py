@@ -65,6 +65,16 @@ class Doubt:
 
 
 @dataclass(frozen=True, slots=True)
+class Download:
+    row_id: str
+    output_id: str
+    url: str
+    path: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class BatchInfo:
     name: str
     manifest: str
@@ -114,6 +124,7 @@ class ReportRow:
     created_at: float | None
     started_at: float | None
     completed_at: float | None
+    downloads: list[Download] = field(default_factory=list)
 
 
 def _inputs_json(inputs: Iterable[Input]) -> str:
@@ -139,6 +150,7 @@ class Journal:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
+        self._no_downloads: dict[str, bool] = {}
         new = not path.exists()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         if new:
@@ -482,6 +494,47 @@ class Journal:
                 [(State.PENDING.value, now, batch, r) for r in row_ids],
             )
 
+    # -- downloads ---------------------------------------------------------------------------
+
+    def outputs_to_download(
+        self, batch: str, types: Sequence[str]
+    ) -> Iterator[tuple[str, list[Output]]]:
+        for row in self._report_query("AND state = ?", [State.COMPLETED.value], batch, 1000):
+            outs = [o for o in row.outputs if o.type in types and o.url]
+            if outs:
+                yield row.row_id, outs
+
+    def downloads(self, batch: str) -> dict[tuple[str, str], Download]:
+        return {
+            (r[0], r[1]): Download(*r)
+            for r in self._db.execute(
+                "SELECT row_id, output_id, url, path, bytes, sha256 FROM downloads WHERE batch = ?",
+                (batch,),
+            )
+        }
+
+    def _downloads_for(self, batch: str, row_ids: list[str]) -> dict[str, list[Download]]:
+        if self._no_downloads.get(batch, False):
+            return {}
+        out: dict[str, list[Download]] = {}
+        for i in range(0, len(row_ids), 500):
+            part = row_ids[i : i + 500]
+            for r in self._db.execute(
+                "SELECT row_id, output_id, url, path, bytes, sha256 FROM downloads "
+                f"WHERE batch = ? AND row_id IN ({','.join('?' * len(part))}) ORDER BY output_id",
+                (batch, *part),
+            ):
+                out.setdefault(r[0], []).append(Download(*r))
+        return out
+
+    def record_download(self, batch: str, d: Download) -> None:
+        self._no_downloads.pop(batch, None)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch, d.row_id, d.output_id, d.url, d.path, d.bytes, d.sha256, self.clock()),
+            )
+
     # -- queries ---------------------------------------------------------------------------
 
     def in_flight(self, batch: str) -> list[InFlight]:
@@ -551,6 +604,12 @@ class Journal:
         ).fetchone()
         return float(total)
 
+    def max_cost(self, batch: str) -> float | None:
+        (top,) = self._db.execute(
+            "SELECT max(charged_cost) FROM rows WHERE batch = ? AND idx IS NOT NULL", (batch,)
+        ).fetchone()
+        return None if top is None else float(top)
+
     def stats(self, batch: str) -> dict[str, Any]:
         """Numbers for `status`: cost, in-flight runs and the oldest of them, unknown costs."""
         row = self._db.execute(
@@ -584,6 +643,10 @@ class Journal:
         self, where: str, args: list[Any], batch: str, chunk: int
     ) -> Iterator[ReportRow]:
         # Keyset paging keeps memory flat and lets writers in between.
+        self._no_downloads[batch] = (
+            self._db.execute("SELECT 1 FROM downloads WHERE batch = ? LIMIT 1", (batch,)).fetchone()
+            is None
+        )
         last = -1
         while True:
             page = self._db.execute(
@@ -595,12 +658,13 @@ class Journal:
             ).fetchall()
             if not page:
                 return
+            files = self._downloads_for(batch, [r[1] for r in page])
             for r in page:
                 yield ReportRow(
                     r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
                     bool(r[10]), r[11], r[12],
                     [Output(*o) for o in json.loads(r[13])] if r[13] else [],
-                    r[14], r[15], r[16],
+                    r[14], r[15], r[16], files.get(r[1], []),
                 )  # fmt: skip
             last = page[-1][0]
 

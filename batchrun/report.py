@@ -38,6 +38,7 @@ REPORT_COLUMNS = (
     "created_at",
     "started_at",
     "completed_at",
+    "downloads",
 )
 REPORT_STATUSES = (
     "completed",
@@ -54,6 +55,12 @@ _OUTPUT_TYPE = pa.list_(
     pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])
 )
 _TS = pa.timestamp("ms", tz="UTC")
+_DOWNLOAD_TYPE = pa.list_(
+    pa.struct(
+        [("output_id", pa.string()), ("path", pa.string()), ("bytes", pa.int64()),
+         ("sha256", pa.string())]
+    )
+)  # fmt: skip
 
 
 def report_status(row: ReportRow) -> str:
@@ -104,6 +111,10 @@ def _record(row: ReportRow) -> dict[str, Any]:
         "created_at": row.created_at,
         "started_at": row.started_at,
         "completed_at": row.completed_at,
+        "downloads": [
+            {"output_id": d.output_id, "path": d.path, "bytes": d.bytes, "sha256": d.sha256}
+            for d in row.downloads
+        ],
     }
 
 
@@ -129,6 +140,7 @@ def _schema(names: Sequence[str], n_manifest: int) -> pa.Schema:
     types: dict[str, pa.DataType] = {
         "charged_cost": pa.float64(),
         "outputs": _OUTPUT_TYPE,
+        "downloads": _DOWNLOAD_TYPE,
         "attempt": pa.int32(),
         "created_at": _TS,
         "started_at": _TS,
@@ -153,6 +165,7 @@ def _write_parquet(path: Path, recs: Iterable[dict[str, Any]], names: list[str],
 def _flat(rec: dict[str, Any]) -> dict[str, Any]:
     out = dict(rec)
     out["outputs"] = json.dumps(rec["outputs"], ensure_ascii=False)
+    out["downloads"] = json.dumps(rec["downloads"], ensure_ascii=False)
     for col in ("created_at", "started_at", "completed_at"):
         out[col] = _iso(rec[col])
     return out

@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .budget import Budget
 from .client import DEFAULT_BASE_URL, FloraClient
 from .context import Batch, Emit, Event, Stop, Tuning
+from .downloads import Downloader, DownloadStats
 from .errors import (
     EXIT_OK,
     EXIT_RESUMABLE,
@@ -35,7 +37,7 @@ from .journal import Journal, SyncStats
 from .limits import InFlightMeter, RateMeter
 from .lock import BatchLock
 from .manifest import ManifestOptions, open_manifest
-from .models import State
+from .models import State, Technique
 from .poller import Poller
 from .recovery import Recovery
 from .report import check_report_path, write_report
@@ -55,10 +57,13 @@ class RunOptions:
     rate: float | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = None
+    max_cost: float | None = None
     retry_failed: bool = False
     resend_in_doubt: bool = False
     skip_invalid: bool = False
     callback_url: str | None = None
+    download: Path | None = None
+    download_concurrency: int = 4
     id_column: str = "id"
     sheet: str | None = None
     input_map: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -103,11 +108,14 @@ class Outcome:
     recovered: int = 0
     stop_reason: str | None = None
     in_doubt: list[tuple[str, str]] = field(default_factory=list)  # (row id, why), a few
+    downloads: DownloadStats | None = None
 
 
 def check_options(opts: RunOptions) -> None:
     if opts.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    if opts.max_cost is not None and opts.max_cost < 0:
+        raise ConfigError(f"--max-cost must not be negative, got {opts.max_cost}")
     if opts.rate is not None and opts.rate <= 0:
         raise ConfigError(f"--rate must be above 0, got {opts.rate}")
     url = urlsplit(opts.base_url)
@@ -154,20 +162,28 @@ def load_manifest(opts: RunOptions, journal: Journal) -> SyncStats:
     return stats
 
 
-async def _preflight(b: Batch, techniques: Sequence[str]) -> None:
+async def _preflight(b: Batch, techniques: Sequence[str]) -> dict[str, Technique | None]:
     """Ask about each technique once: a refused key stops everything before any run is sent.
     Servers without the technique endpoint are fine; the creates will tell."""
+    found: dict[str, Technique | None] = {}
     for technique in techniques[:20]:
         try:
-            await b.client.get_technique(technique)
+            found[technique] = await b.client.get_technique(technique)
         except ApiError as exc:
             if exc.status in (401, 403):
                 raise ConfigError(
                     f"the API refused the API key: {exc.describe()}; check FLORA_API_KEY or "
                     "--api-key"
                 ) from None
+            found[technique] = None
         except TransportError as exc:
             raise ConfigError(f"cannot reach the API at {b.client.base_url}: {exc}") from None
+    return found
+
+
+def _estimate(techniques: Mapping[str, Technique | None]) -> float | None:
+    costs = [t.run_cost for t in techniques.values() if t is not None and t.run_cost is not None]
+    return max(costs) if costs and len(costs) == len(techniques) else None
 
 
 def _install_signals(stop: Stop, emit: Emit) -> Callable[[], None]:
@@ -273,6 +289,7 @@ async def run_batch_async(
         counts = journal.counts(name)
         emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
         stop = Stop()
+        downloads = None
         client = FloraClient(
             opts.base_url,
             opts.api_key,
@@ -300,14 +317,28 @@ async def run_batch_async(
                     for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
                 ) or journal.cost_unsettled(name)
                 if work:
-                    await _preflight(b, journal.techniques(name, State.PENDING))
-                    sent, recovered = await _drive(b)
+                    techniques = await _preflight(b, journal.techniques(name, State.PENDING))
+                    budget = None
+                    if opts.max_cost is not None:
+                        budget = Budget(
+                            opts.max_cost, journal, name, _estimate(techniques),
+                            lambda: meter.in_flight,
+                        )  # fmt: skip
+                    sent, recovered = await _drive(b, budget.allowance if budget else None)
                 else:
                     sent = recovered = 0
+            if opts.download is not None and not stop.stopping:
+                downloads = await Downloader(
+                    journal, name, opts.download, emit, opts.download_concurrency,
+                    transport=opts.transport, give_up=lambda: stop.stopping,
+                ).run()  # fmt: skip
         finally:
             remove()
         outcome = _outcome(opts, journal, stats, started, stop)
         outcome.sent, outcome.recovered = sent, recovered
+        outcome.downloads = downloads
+        if downloads is not None and downloads.failed:
+            outcome.exit_code = EXIT_RESUMABLE  # a rerun fetches what is missing
         if stop.error is not None:
             raise stop.error
         return outcome

@@ -71,6 +71,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX history_by_run ON history (run_id);
         """,
     ),
+    (
+        2,
+        "downloaded output files",
+        """
+        CREATE TABLE downloads (
+            batch TEXT NOT NULL,
+            row_id TEXT NOT NULL,
+            output_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            path TEXT NOT NULL,             -- as the user named the folder, plus the file name
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            downloaded_at REAL NOT NULL,
+            PRIMARY KEY (batch, row_id, output_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

@@ -81,7 +81,13 @@ class Submitter:
                     continue
             room = min(b.meter.free(), b.rate.available(), _MAX_GROUP)
             if self.allowance is not None:
-                room = min(room, self.allowance())
+                allowed = self.allowance()
+                if allowed <= 0 and b.meter.in_flight == 0 and not self._tasks:
+                    b.stop.stop_submitting(
+                        "--max-cost reached; raise it and rerun the same command to continue"
+                    )
+                    return
+                room = min(room, allowed)
             if room <= 0:
                 await self._wait_for_room()
                 continue

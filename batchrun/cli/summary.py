@@ -30,6 +30,12 @@ def summary_text(o: Outcome, brief: bool = False) -> str:
     lines.append(f"  charged     {cost:>8}")
     if o.recovered:
         lines.append(f"  {o.recovered} runs behind duplicate-key answers found in the run history")
+    if o.downloads is not None:
+        d = o.downloads
+        lines.append(
+            f"  downloads: {d.fetched} fetched ({d.bytes} bytes), {d.skipped} already there"
+            + (f", {d.failed} failed (rerun to retry)" if d.failed else "")
+        )
     if o.stop_reason:
         lines.append(f"stopped: {o.stop_reason}")
     if o.in_doubt:
