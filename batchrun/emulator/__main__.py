@@ -1,0 +1,3 @@
+from .cli import emulator
+
+emulator(prog_name="batchrun emulator")
