@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from .context import Batch, Event
 from .errors import ApiError, TransportError
 from .journal import InFlight
 from .models import Run
-from .retry import is_retryable
+from .retry import is_retryable, retrying
 
 _PAGE = 100
+T = TypeVar("T")
 
 
 class Pacer:
@@ -72,8 +74,7 @@ class Poller:
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
-                    b.meter.throttle(exc.retry_after)
-                    delay = max(delay, exc.retry_after or 0)
+                    delay = max(delay, exc.retry_after or 0)  # polls slow down; sends decide alone
                 b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
             if not flights and not self.finished_sending():
                 delay = min(delay, 0.25)
@@ -104,7 +105,7 @@ class Poller:
         cap = 2 + 2 * (len(wanted) // _PAGE + 1)
         for _ in range(cap):
             try:
-                page = await self.b.client.list_runs(technique, cursor, _PAGE)
+                page = await self._call(self.b.client.list_runs, technique, cursor, _PAGE)
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
@@ -127,12 +128,19 @@ class Poller:
     async def _get(self, flight: InFlight) -> Run | None:
         async with self._gate:
             try:
-                return await self.b.client.get_run(flight.technique_id, flight.run_id)
+                return await self._call(self.b.client.get_run, flight.technique_id, flight.run_id)
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
                 self.b.emit(Event("notice", {"message": f"run {flight.run_id}: {exc}"}))
                 return None
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A read, retried briefly: a blip should not cost a whole sweep interval."""
+        async for attempt in retrying(3, give_up=lambda: self.b.stop.stopping):
+            with attempt:
+                return await fn(*args)
+        raise AssertionError("unreachable: tenacity reraises")
 
     def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> int:
         b = self.b

@@ -156,6 +156,7 @@ class Submitter:
                 give_up=lambda: b.stop.stopping,
             ):
                 with attempt:
+                    sent_at = b.wall()  # this attempt's start: what the server's clock is set against
                     created = await b.client.create_run(
                         task.technique_id, task.body or b"", task.idem_key or ""
                     )
@@ -219,8 +220,9 @@ class Submitter:
                 [task.row_id],
                 State.IN_DOUBT,
                 "idempotency_duplicate",
-                "the server already holds a run for this row's key but did not return it; "
-                f"looking for it in the run history ({exc.describe()})",
+                "the server holds a run for this row's key but did not say which; batchrun "
+                "adopts it only when the run history singles it out, and every rerun tries again "
+                f"({exc.describe()})",
             )
         elif status == 402 or code == "insufficient_credits":
             b.meter.release()
