@@ -124,6 +124,9 @@ def _options(kw: dict[str, Any]) -> RunOptions:
     metavar="URL",
     help="HTTPS URL FLORA calls when each run ends (passed on every create).",
 )
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Fetch every output file of completed rows into DIR (resumable; recorded in "
+                   "the report).")  # fmt: skip
 @click.option(
     "--dry-run",
     is_flag=True,
