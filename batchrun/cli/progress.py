@@ -117,8 +117,13 @@ class LogProgress:
 class BarProgress:
     """tqdm bars for runs sent and runs finished, with counts and cost alongside."""
 
-    def __init__(self, batch: str, stream: TextIO | None = None) -> None:
+    def __init__(self, batch: str, stream: TextIO | None = None, notebook: bool = False) -> None:
         self.batch = batch
+        self.bar: Any = tqdm
+        if notebook:
+            from tqdm.auto import tqdm as auto  # a widget in Jupyter, text elsewhere
+
+            self.bar = auto
         self.tally = Tally()
         self.stream = stream or sys.stderr
         self.sent: tqdm[Any] | None = None
@@ -130,9 +135,9 @@ class BarProgress:
         d = event.data
         if event.kind == "loaded":
             total = self.tally.todo
-            self.sent = tqdm(total=total, desc="sent", unit="run", position=0, file=self.stream,
+            self.sent = self.bar(total=total, desc="sent", unit="run", position=0, file=self.stream,
                              dynamic_ncols=True)  # fmt: skip
-            self.done = tqdm(total=total, desc="done", unit="run", position=1, file=self.stream,
+            self.done = self.bar(total=total, desc="done", unit="run", position=1, file=self.stream,
                              dynamic_ncols=True)  # fmt: skip
         elif event.kind == "sent" and self.sent is not None:
             self.sent.update(1)
