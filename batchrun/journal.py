@@ -97,6 +97,7 @@ class SyncStats:
     problem_count: int = 0
     fatal: bool = False
     by_state: Counter[str] = field(default_factory=Counter)  # state each manifest row is in now
+    to_send: Counter[str] = field(default_factory=Counter)  # rows a run would send, by technique
 
     def note_problem(self, problem: RowProblem, keep: int = 200) -> None:
         self.problem_count += 1
@@ -283,6 +284,9 @@ class Journal:
                 technique, inputs, error = item.technique_id, _inputs_json(item.inputs), None
             cells = canonical_json(list(item.columns))
             old = existing.get(row_id)
+            now_state = old[1] if old is not None and old[0] == digest else state
+            if now_state in (State.PENDING.value, State.SENDING.value):
+                stats.to_send[technique] += 1
             if old is None:
                 stats.new += 1
                 stats.by_state[state] += 1
@@ -579,6 +583,17 @@ class Journal:
                 (batch, state.value),
             )
         ]
+
+    def failed_by_technique(self, batch: str) -> Counter[str]:
+        return Counter(
+            dict(
+                self._db.execute(
+                    "SELECT technique_id, count(*) FROM rows WHERE batch = ? AND state = ? "
+                    "AND idx IS NOT NULL GROUP BY technique_id",
+                    (batch, State.FAILED.value),
+                ).fetchall()
+            )
+        )
 
     def known_run_ids(self) -> set[str]:
         """Every run id this state directory has ever recorded, history included."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .client import FloraClient
@@ -24,12 +25,6 @@ class Plan:
     api_note: str | None = None  # why techniques could not be checked
     column_errors: list[str] = field(default_factory=list)
     estimated_cost: float | None = None
-
-
-def _count(items: list[Job | RowProblem], counter: Counter[str]) -> None:
-    for it in items:
-        if isinstance(it, Job):
-            counter[it.technique_id] += 1
 
 
 def column_problems(technique: Technique, input_ids: set[str], manifest: str) -> list[str]:
@@ -71,62 +66,50 @@ async def fetch_techniques(
 
 
 def make_plan(opts: RunOptions) -> Plan:
+    api_note = None
     try:
         check_options(opts)
-        api_key_ok = True
-    except ConfigError as exc:
-        if "API key" not in str(exc):
+    except ConfigError:
+        if not opts.api_key:
+            api_note = "no API key: techniques not checked, cost not estimated"
+        else:
             raise
-        api_key_ok = False
     manifest = open_manifest(opts.manifest_options())
-    by_technique: Counter[str] = Counter()
-
-    def counted() -> object:
-        chunk: list[Job | RowProblem] = []
-        for item in manifest.rows():
-            chunk.append(item)
-            if len(chunk) >= 1000:
-                _count(chunk, by_technique)
-                yield from chunk
-                chunk = []
-        _count(chunk, by_technique)
-        yield from chunk
-
     journal = Journal.open_existing(opts.state_dir)
     if journal is None:
-        stats = SyncStats()
-        for item in counted():  # type: ignore[attr-defined]
-            stats.rows += 1
-            stats.new += 1
-            if isinstance(item, RowProblem):
-                stats.note_problem(item)
-                stats.by_state["rejected"] += 1
-            else:
-                stats.by_state["pending"] += 1
+        stats = _count_only(manifest.rows())
     else:
         with journal:
-            stats = journal.plan(opts.batch_name, counted())  # type: ignore[arg-type]
-    to_send = stats.by_state["pending"] + stats.by_state["sending"]
-    if opts.retry_failed:
-        to_send += stats.by_state["failed"]
-    plan = Plan(stats, to_send, stats.by_state["completed"], by_technique)
-    if not api_key_ok:
-        plan.api_note = "no API key: techniques not checked, cost not estimated"
+            stats = journal.plan(opts.batch_name, manifest.rows())
+            if opts.retry_failed:
+                stats.to_send.update(journal.failed_by_technique(opts.batch_name))
+    plan = Plan(stats, sum(stats.to_send.values()), stats.by_state["completed"], stats.to_send)
+    if api_note:
+        plan.api_note = api_note
         return plan
-    plan.techniques, plan.api_note = asyncio.run(_techniques(opts, sorted(by_technique)))
-    input_ids = set(manifest.input_ids) if hasattr(manifest, "input_ids") else set()
-    cost = 0.0
-    for tid, tech in plan.techniques.items():
-        if tech is None:
-            continue
-        if input_ids:
-            plan.column_errors += column_problems(tech, input_ids, str(opts.manifest))
-        if tech.run_cost is not None and stats.rows:
-            share = by_technique[tid] / max(1, sum(by_technique.values()))
-            cost += tech.run_cost * to_send * share
-    known = all(t is not None and t.run_cost is not None for t in plan.techniques.values())
-    plan.estimated_cost = cost if plan.techniques and known else None
+    plan.techniques, plan.api_note = asyncio.run(_techniques(opts, sorted(stats.to_send)))
+    for tech in plan.techniques.values():
+        if tech is not None:
+            plan.column_errors += column_problems(tech, set(manifest.input_ids), str(opts.manifest))
+    costs = [(n, plan.techniques.get(t)) for t, n in stats.to_send.items() if n]
+    if all(t is not None and t.run_cost is not None for _, t in costs):
+        plan.estimated_cost = sum(n * (t.run_cost or 0.0) for n, t in costs if t is not None)
     return plan
+
+
+def _count_only(items: Iterable[Job | RowProblem]) -> SyncStats:
+    """No journal yet: every valid row would be sent."""
+    stats = SyncStats()
+    for item in items:
+        stats.rows += 1
+        stats.new += 1
+        if isinstance(item, RowProblem):
+            stats.note_problem(item)
+            stats.by_state["rejected"] += 1
+        else:
+            stats.by_state["pending"] += 1
+            stats.to_send[item.technique_id] += 1
+    return stats
 
 
 async def _techniques(
