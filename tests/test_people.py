@@ -68,8 +68,8 @@ def test_dry_run_plans_without_sending(emulator: EmulatorProcess, tmp_path: Path
 
     assert run_cli(*base(emulator, manifest, tmp_path, "-t", "tech_text2img",
                          "--skip-invalid")).returncode == 1  # fmt: skip
-    result = run_cli("plan", *base(emulator, manifest, tmp_path, "-t", "tech_text2img",
-                                   "--skip-invalid")[1:-2])  # fmt: skip
+    result = run_cli("plan", str(manifest), "-t", "tech_text2img", "--skip-invalid",
+                     "--base-url", emulator.base_url, "--state-dir", str(tmp_path / "state"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "already done            9" in result.stdout and "to send                 0" in result.stdout
 
