@@ -113,6 +113,9 @@ def _options(kw: dict[str, Any]) -> RunOptions:
     metavar="R",
     help="Most create requests per second (default: no limit).",
 )
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+              help="Send no run once charged plus in-flight estimated cost would pass USD; the "
+                   "rest stays unsubmitted (exit 3) until rerun with a higher budget.")  # fmt: skip
 @click.option(
     "--resend-in-doubt",
     is_flag=True,
