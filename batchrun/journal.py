@@ -158,6 +158,7 @@ class Journal:
             os.chmod(path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._sync = "FULL"
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
         migrate(self._db)
@@ -182,7 +183,14 @@ class Journal:
         self.close()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction. ``durable``: flushed to disk before it returns, so it survives
+        power loss too. Others survive a killed process (WAL) and reach the disk with the next
+        durable commit; losing one to a power cut only sends a row again under the same key."""
+        want = "FULL" if durable else "NORMAL"
+        if self._sync != want:
+            self._db.execute(f"PRAGMA synchronous={want}")
+            self._sync = want
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -364,7 +372,7 @@ class Journal:
 
     def retry_failed(self, batch: str) -> int:
         """Failed rows of the manifest start again with the next attempt number (a new key)."""
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             ids = [
                 r
                 for (r,) in db.execute(
@@ -383,7 +391,7 @@ class Journal:
 
     def resend_in_doubt(self, batch: str) -> int:
         """The user's explicit override: in-doubt rows are sent again under a new key."""
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             ids = [
                 r
                 for (r,) in db.execute(
@@ -429,7 +437,7 @@ class Journal:
     def mark_sending(self, batch: str, sends: Sequence[tuple[str, str, bytes]]) -> float:
         """Write-ahead: record (row_id, key, body) as being sent, committed before any POST."""
         now = self.clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.executemany(
                 "UPDATE rows SET state = ?, idem_key = ?, body = ?, "
                 "first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?, updated_at = ? "

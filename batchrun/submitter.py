@@ -24,6 +24,7 @@ from .retry import is_retryable, retrying
 
 _PAGE = 1000
 _MAX_GROUP = 200
+_GATHER = 0.003
 
 
 class Submitter:
@@ -68,6 +69,7 @@ class Submitter:
         b = self.b
         pending: deque[RowTask] = deque()
         after = -1
+        gathered = False
         while not b.stop.submitting_stopped:
             self._promote_due()
             if not pending and not self._ready:
@@ -91,6 +93,12 @@ class Submitter:
             if room <= 0:
                 await self._wait_for_room()
                 continue
+            if room < max(1, b.meter.limit // 4) and not gathered:
+                # A moment for more slots to free up: one durable commit then covers them all.
+                gathered = True
+                await asyncio.sleep(_GATHER)
+                continue
+            gathered = False
             group: list[tuple[RowTask, int]] = []
             while self._ready and len(group) < room:
                 group.append(self._ready.popleft())
@@ -156,7 +164,9 @@ class Submitter:
                 give_up=lambda: b.stop.stopping,
             ):
                 with attempt:
-                    sent_at = b.wall()  # this attempt's start: what the server's clock is set against
+                    sent_at = (
+                        b.wall()
+                    )  # this attempt's start: what the server's clock is set against
                     created = await b.client.create_run(
                         task.technique_id, task.body or b"", task.idem_key or ""
                     )
