@@ -1,0 +1,189 @@
+"""`make bench`: each scenario against a fresh emulator, batchrun and the baseline measured in the
+same run, one table, and the figures in bench/results/ as JSON.
+
+Sizes are knobs (BENCH_ROWS, BENCH_CONCURRENCY, BENCH_RUN_SECONDS, BENCH_BIG_ROWS, BENCH_RESUME_ROWS)
+so a quick look and the full run use the same code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.support.emulator import EmulatorProcess
+
+from .journal_bench import journal_changes_per_second, seed_finished_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = int(os.environ.get("BENCH_ROWS", 2000))
+CONC = int(os.environ.get("BENCH_CONCURRENCY", 50))
+RUN_SECONDS = float(os.environ.get("BENCH_RUN_SECONDS", 0.3))
+BIG = int(os.environ.get("BENCH_BIG_ROWS", 1_000_000))
+RESUME = int(os.environ.get("BENCH_RESUME_ROWS", 100_000))
+KEY = "bench-key"
+
+
+@dataclass
+class Row:
+    scenario: str
+    unit: str
+    batchrun: float
+    baseline: float | None
+    target: str
+    met: bool
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.batchrun / self.baseline  # type: ignore[operator]
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    max_rss_kb: int
+    code: int
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run a command, with its own wall time, CPU (user + sys) and peak RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, "FLORA_API_KEY": KEY, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1, 3):
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"bench: {' '.join(cmd[:4])}... exited {code}: {err[-500:]}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, code)
+
+
+def write_manifest(path: Path, n: int) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "prompt"])
+        w.writerows((f"row-{i:07d}", f"a picture of thing number {i}") for i in range(n))
+    return path
+
+
+def batchrun(tmp: Path, manifest: Path, base_url: str, *extra: str) -> Measured:
+    cmd = [sys.executable, "-m", "batchrun", "run", str(manifest), "-t", "tech_text2img",
+           "--base-url", base_url, "--state-dir", str(tmp / "state"), "-c", str(CONC), "-q",
+           "--report", str(tmp / "report.parquet"), *extra]  # fmt: skip
+    return measure(cmd)
+
+
+def baseline(tmp: Path, manifest: Path, base_url: str) -> Measured:
+    cmd = [sys.executable, "-m", "bench.baseline", str(manifest), "tech_text2img", base_url,
+           str(tmp / "baseline.csv"), str(CONC)]  # fmt: skip
+    return measure(cmd)
+
+
+def speed(tmp: Path) -> list[Row]:
+    manifest = write_manifest(tmp / "speed.csv", ROWS)
+    ideal = math.ceil(ROWS / CONC) * RUN_SECONDS
+    args = ("--run-seconds", str(RUN_SECONDS))
+    with EmulatorProcess(*args) as emu:
+        ours = batchrun(tmp, manifest, emu.base_url)
+        ours_requests = emu.stats()["api_requests"] / ROWS
+    with EmulatorProcess(*args) as emu:
+        theirs = baseline(tmp, manifest, emu.base_url)
+        their_requests = emu.stats()["api_requests"] / ROWS
+    return [
+        Row(f"wall / ideal, {ROWS} rows, C={CONC}, {RUN_SECONDS}s runs", "x", ours.wall / ideal,
+            theirs.wall / ideal, "<= 1.15", ours.wall / ideal <= 1.15),
+        Row("HTTP requests per row", "req", ours_requests, their_requests, "<= 1.3",
+            ours_requests <= 1.3),
+    ]  # fmt: skip
+
+
+def cpu(tmp: Path) -> Row:
+    manifest = write_manifest(tmp / "cpu.csv", ROWS)
+    with EmulatorProcess("--run-seconds", "0") as emu:
+        ours = batchrun(tmp / "cpu", manifest, emu.base_url)
+    with EmulatorProcess("--run-seconds", "0") as emu:
+        theirs = baseline(tmp, manifest, emu.base_url)
+    per_row = ours.cpu / ROWS * 1000
+    return Row(f"client CPU per row, instant runs ({ROWS} rows)", "ms", per_row,
+               theirs.cpu / ROWS * 1000, "<= 1.0", per_row <= 1.0)  # fmt: skip
+
+
+def memory(tmp: Path) -> Row:
+    small = write_manifest(tmp / "small.csv", BIG // 10)
+    big = write_manifest(tmp / "big.csv", BIG)
+    rss = []
+    for manifest in (small, big):
+        cmd = [sys.executable, "-m", "batchrun", "run", str(manifest), "-t", "tech_text2img",
+               "--dry-run", "--state-dir", str(tmp / "none"), "--base-url", "http://127.0.0.1:9"]  # fmt: skip
+        rss.append(measure(cmd, {"FLORA_API_KEY": ""}).max_rss_kb / 1024)
+    # The careful user's script loads the manifest whole; its peak is the comparison.
+    base = measure([sys.executable, "-c", f"import csv; rows = list(csv.DictReader(open({str(big)!r})))"])
+    ratio = rss[1] / rss[0]
+    return Row(f"peak RSS of --dry-run, {BIG:,} rows (MB; {BIG // 10:,} rows: {rss[0]:.0f} MB, "
+               f"growth x{ratio:.2f})", "MB", rss[1], base.max_rss_kb / 1024,
+               "growth <= 1.5x, < 300 MB", ratio <= 1.5 and rss[1] < 300)  # fmt: skip
+
+
+def resume(tmp: Path) -> Row:
+    manifest = write_manifest(tmp / "resume.csv", RESUME)
+    seed_finished_batch(tmp / "resume-state", manifest, "tech_text2img")
+    with EmulatorProcess("--run-seconds", "0") as emu:
+        cmd = [sys.executable, "-m", "batchrun", "run", str(manifest), "-t", "tech_text2img",
+               "--base-url", emu.base_url, "--state-dir", str(tmp / "resume-state"), "-q",
+               "--report", str(tmp / "resume.parquet")]  # fmt: skip
+        ours = measure(cmd)
+        creates = emu.stats().get("endpoint:create", 0)
+    return Row(f"rerun of a finished {RESUME:,}-row batch (creates sent: {creates})", "s",
+               ours.wall, None, "< 5 s, no create", ours.wall < 5 and creates == 0)  # fmt: skip
+
+
+def journal(tmp: Path) -> Row:
+    rate = journal_changes_per_second(tmp / "journal-state", RESUME)
+    return Row(f"journal state changes per second ({RESUME:,} rows)", "/s", rate, None,
+               "> 20,000", rate > 20_000)
+
+
+def main() -> int:
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as d:
+        tmp = Path(d)
+        for scenario in (speed, cpu, memory, resume, journal):
+            print(f"bench: {scenario.__name__}...", file=sys.stderr, flush=True)
+            got = scenario(tmp)
+            rows.extend(got if isinstance(got, list) else [got])
+    print(table(rows))
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    data = {"when": stamp, "machine": os.uname().machine, "cpus": os.cpu_count(),
+            "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}  # fmt: skip
+    for name in (f"{stamp}.json", "latest.json"):
+        (out / name).write_text(json.dumps(data, indent=2))
+    print(f"\nresults: {out / 'latest.json'}")
+    return 0
+
+
+def table(rows: list[Row]) -> str:
+    head = f"| {'scenario':<62} | {'batchrun':>9} | {'baseline':>9} | {'ratio':>6} | {'target':<24} | met |"
+    lines = [head, "|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|"]
+    for r in rows:
+        base = "n/a" if r.baseline is None else f"{r.baseline:.2f}"
+        ratio = "n/a" if r.ratio is None else f"{r.ratio:.2f}"
+        lines.append(f"| {r.scenario:<62} | {r.batchrun:>9.2f} | {base:>9} | {ratio:>6} | "
+                     f"{r.target:<24} | {'yes' if r.met else 'NO':<3} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
