@@ -250,13 +250,17 @@ class Journal:
                 "updated_at = excluded.updated_at",
                 (batch, manifest, canonical_json(list(columns)), now, now),
             )
-            before = self._db.execute(
-                "SELECT count(*) FROM rows WHERE batch = ? AND idx IS NOT NULL", (batch,)
-            ).fetchone()[0]
-            self._db.execute("UPDATE rows SET idx = NULL WHERE batch = ?", (batch,))
+            # Rows not seen in this load have left the manifest; the temp table keeps that
+            # bookkeeping out of the rows themselves, so unchanged rows are never rewritten.
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (row_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM seen")
             for chunk in _chunks(items):
                 self._classify(batch, chunk, stats, write=True)
-            stats.removed = max(0, before - (stats.rows - stats.new))
+            stats.removed = self._db.execute(
+                "UPDATE rows SET idx = NULL WHERE batch = ? AND idx IS NOT NULL "
+                "AND row_id NOT IN (SELECT row_id FROM seen)",
+                (batch,),
+            ).rowcount
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -271,10 +275,11 @@ class Journal:
     ) -> None:
         ids = [it.row_id if isinstance(it, Job) else problem_row_id(it) for it in chunk]
         marks = ",".join("?" * len(ids))
-        existing: dict[str, tuple[str, str]] = {
-            r[0]: (r[1], r[2])
+        existing: dict[str, tuple[str, str, int | None, int, str]] = {
+            r[0]: r[1:]
             for r in self._db.execute(
-                f"SELECT row_id, digest, state FROM rows WHERE batch = ? AND row_id IN ({marks})",
+                "SELECT row_id, digest, state, idx, line, cells FROM rows "
+                f"WHERE batch = ? AND row_id IN ({marks})",
                 (batch, *ids),
             )
         }
@@ -317,7 +322,8 @@ class Journal:
             elif old[0] == digest:
                 stats.unchanged += 1
                 stats.by_state[old[1]] += 1
-                touches.append((item.index, item.line, cells, batch, row_id))
+                if old[2:] != (item.index, item.line, cells):
+                    touches.append((item.index, item.line, cells, batch, row_id))
             else:
                 stats.edited += 1
                 stats.by_state[state] += 1
@@ -338,6 +344,7 @@ class Journal:
                 )
         if not write:
             return
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(i,) for i in ids])
         if inserts:
             self._db.executemany(
                 "INSERT INTO rows (batch, row_id, idx, line, technique_id, inputs, digest, cells, "
