@@ -128,6 +128,8 @@ def check_options(opts: RunOptions) -> None:
             check_report_path(path)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if path.resolve() == opts.manifest.resolve():
+            raise ConfigError(f"--report {path} is the manifest itself; it would be overwritten")
     if not opts.api_key:
         raise ConfigError("no API key: set FLORA_API_KEY or pass --api-key")
 
