@@ -1,9 +1,23 @@
-"""A local FLORA-compatible server: the reference's endpoints, faithful answers, switchable
-faults. For tests, demos and benchmarks; never a stand-in for checking against the real API."""
+"""A local FLORA-compatible server: the reference's endpoints, faithful answers, switchable faults.
 
-from .app import build_app
-from .config import EmulatorConfig, Faults
+For tests, demos and benchmarks; it shows how a client copes, not what the real API will say.
+"""
+
+from .app import EmulatorApp
+from .catalogue import CATALOGUE, TechniqueSpec
+from .config import EmulatorConfig
+from .faults import ENDPOINTS, Faults
 from .server import EmulatorThread, serve
 from .state import Store
 
-__all__ = ["EmulatorConfig", "EmulatorThread", "Faults", "Store", "build_app", "serve"]
+__all__ = [
+    "CATALOGUE",
+    "ENDPOINTS",
+    "EmulatorApp",
+    "EmulatorConfig",
+    "EmulatorThread",
+    "Faults",
+    "Store",
+    "TechniqueSpec",
+    "serve",
+]

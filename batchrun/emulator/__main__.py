@@ -1,3 +1,3 @@
 from .cli import emulator
 
-emulator(prog_name="batchrun emulator")
+emulator(prog_name="python -m batchrun.emulator")

@@ -1,281 +1,244 @@
-"""The emulator's HTTP surface: FLORA's four endpoints, media files and a control panel."""
+"""The emulator's HTTP surface: FLORA's endpoints behind auth and faults, media files, control panel."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
-import uuid
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from .catalogue import EXTENSIONS, find
+from .asgi import CUT, Cut, Reply, Request, cut_connection, error_reply, json_reply, send_reply
+from .catalogue import MEDIA_TYPES, find
 from .config import EmulatorConfig
-from .state import Store
-from .validate import validate_create
+from .control import Control
+from .listing import list_runs
+from .media import media_bytes
+from .state import Clock, Store
+from .stats import Stats
+from .validate import check_create
+from .views import Views
 
-PREFIX = "/api/v1"
-Handler = Callable[[Request], Awaitable[Response]]
+Answer = Reply | Cut
+Handler = Callable[[Request, list[str]], Awaitable[Answer]]
 
-
-class CutConnection(Exception):
-    """Raised on purpose after a partial answer: the server then drops the connection."""
-
-
-class CutResponse(Response):
-    """Starts an answer and never finishes it, so the client sees the connection die (a
-    transport error), not an HTTP status."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"4096"), (b"content-type", b"application/json")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": b'{"run_', "more_body": True})
-        raise CutConnection("connection cut on purpose")
+_OTHER_LOOPBACK = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
 
 
-def error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
-          headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+def _split_host(host: str) -> tuple[str, str]:
+    """("name", ":port") from a Host header, IPv6 literals included."""
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        return name + "]", rest
+    name, sep, port = host.rpartition(":")
+    return (name, sep + port) if sep and port.isdigit() else (host, "")
 
 
-def _bases(request: Request, config: EmulatorConfig) -> tuple[str, str]:
-    """The API base, and a media base on a different origin (the other loopback name)."""
-    host, port = request.url.hostname or "127.0.0.1", request.url.port
-    api = f"{request.url.scheme}://{request.url.netloc}{PREFIX}"
-    if config.media_base:
-        return api, config.media_base.rstrip("/")
-    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host, host)
-    return api, f"{request.url.scheme}://{other}{':' + str(port) if port else ''}"
+def canonical_sha256(technique_id: str, body: dict[str, object]) -> str:
+    """What "the same request" means for a key: same technique, same body bar the key itself."""
+    rest = {k: v for k, v in body.items() if k != "idempotency_key"}
+    text = json.dumps([technique_id, rest], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_app(config: EmulatorConfig | None = None, store: Store | None = None) -> Starlette:
-    config = config or EmulatorConfig()
-    store = store or Store(config)
-    faults = config.faults
-    assert faults is not None
+class EmulatorApp:
+    """The ASGI application. ``store`` and ``stats`` are its whole memory."""
 
-    def authorized(request: Request) -> Response | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return error(401, "unauthorized", "Missing or malformed Authorization header.")
-        if config.api_key is not None and token.strip() != config.api_key:
-            return error(401, "invalid_api_key", "The API key is not valid.")
-        return None
-
-    def guarded(endpoint: str, handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            store.stats["api_requests"] += 1
-            store.stats[f"endpoint:{endpoint}"] += 1
-            applies = endpoint in faults.endpoints
-            if faults.latency:
-                await asyncio.sleep(faults.latency)
-            if applies and store.chance(faults.drop):
-                store.stats["fault:drop"] += 1
-                return CutResponse()
-            denied = authorized(request)
-            if denied is not None:
-                return denied
-            if applies and store.chance(faults.rate_5xx):
-                store.stats["fault:5xx"] += 1
-                status = store.rng.choice((500, 502, 503))
-                return error(status, "unknown_error", "Something went wrong on our side.")
-            if applies and store.chance(faults.rate_429):
-                store.stats["fault:429"] += 1
-                return rate_limited()
-            return await handler(request)
-
-        return wrapped
-
-    def rate_limited() -> Response:
-        headers = {}
-        if faults.retry_after is not None:
-            if faults.retry_after_ms:
-                headers["retry-after-ms"] = str(int(faults.retry_after * 1000))
-            else:
-                headers["Retry-After"] = f"{faults.retry_after:g}"
-        return error(429, "rate_limited", "Too many requests; slow down.", headers=headers)
-
-    async def create(request: Request) -> Response:
-        spec = find(request.path_params["technique"], config.open_catalogue)
-        if spec is None:
-            return error(404, "not_found", "Technique not found.")
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return error(400, "invalid_json", "The request body is not valid JSON.")
-        problems = validate_create(body, spec, config.open_catalogue)
-        header_key = request.headers.get("idempotency-key")
-        body_key = body.get("idempotency_key") if isinstance(body, dict) else None
-        if header_key and body_key and header_key != body_key:
-            problems.append({"field": "idempotency_key", "message": "differs from the header"})
-        if problems:
-            return error(400, "input_validation_error", "Invalid technique inputs.", problems)
-        key = header_key or body_key
-        sha = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        api, media = _bases(request, config)
-        if key:
-            seen = store.remembered(key)
-            if seen is not None:
-                if seen[0] != sha:
-                    return error(422, "idempotency_conflict",
-                                 "This idempotency key was used with a different request.")  # fmt: skip
-                if config.duplicate_mode == "replay":
-                    view = store.view(store.runs[seen[1]], api, media)
-                    return JSONResponse(view, 200, headers={"idempotent-replayed": "true"})
-                return error(409, "idempotency_duplicate",
-                             "A request with this idempotency key was already made.")  # fmt: skip
-        if faults.max_active is not None and store.active() >= faults.max_active:
-            store.stats["fault:max_active"] += 1
-            return rate_limited()
-        if faults.credits is not None and store.spent + spec.run_cost > faults.credits + 1e-9:
-            return error(402, "insufficient_credits", "Not enough credits for this run.")
-        rec = store.create(spec, body["inputs"], key, sha)
-        if "create" in faults.endpoints and store.chance(faults.lose_answer):
-            store.stats["fault:lose_answer"] += 1
-            return CutResponse()
-        return JSONResponse(store.view(rec, api, media), config.create_status)
-
-    async def get_run(request: Request) -> Response:
-        rec = store.runs.get(request.path_params["run"])
-        spec = find(request.path_params["technique"], config.open_catalogue)
-        if rec is None or spec is None or spec.technique_id != rec.spec.technique_id:
-            return error(404, "not_found", "Run not found.")
-        return JSONResponse(store.view(rec, *_bases(request, config)))
-
-    async def list_runs(request: Request) -> Response:
-        q = request.query_params
-        try:
-            limit = int(q.get("limit", "20"))
-            if not 1 <= limit <= 100:
-                raise ValueError
-        except ValueError:
-            return error(400, "input_validation_error", "Invalid query.",
-                         [{"field": "limit", "message": "must be an integer from 1 to 100"}])  # fmt: skip
-        below = len(store.order)
-        if q.get("cursor"):
-            try:
-                below = int(json.loads(base64.urlsafe_b64decode(q["cursor"]))["before"])
-            except (ValueError, KeyError, TypeError):
-                return error(400, "input_validation_error", "Invalid query.",
-                             [{"field": "cursor", "message": "not a cursor we issued"}])  # fmt: skip
-        wanted = q.get("technique_id")
-        spec = find(wanted, config.open_catalogue) if wanted else None
-        tid = spec.technique_id if spec else wanted
-        status, now = q.get("status"), store.clock()
-        if q.get("project_id") not in (None, "prj_emulator") or q.get("workspace_id") not in (
-            None, "ws_emulator",
-        ):  # fmt: skip
-            return JSONResponse({"technique_runs": [], "meta": {"next_cursor": None}})
-        api, media = _bases(request, config)
-        items: list[dict[str, Any]] = []
-        last: int | None = None
-        for rec in reversed(store.order[:below]):
-            if tid and rec.spec.technique_id != tid:
-                continue
-            if status and rec.status(now) != status:
-                continue
-            if len(items) == limit:
-                break
-            items.append(store.view(rec, api, media, listed=True))
-            last = rec.seq
-        more = last is not None and len(items) == limit  # a last page may come back empty
-        cursor = base64.urlsafe_b64encode(json.dumps({"before": last}).encode()).decode()
-        meta = {"next_cursor": cursor if more else None, "total_estimate": len(store.order)}
-        return JSONResponse({"technique_runs": items, "meta": meta})
-
-    async def technique(request: Request) -> Response:
-        spec = find(request.path_params["technique"], config.open_catalogue)
-        if spec is None:
-            return error(404, "not_found", "Technique not found.")
-        return JSONResponse({
-            "technique_id": spec.technique_id, "slug": spec.slug, "name": spec.name,
-            "inputs": [{"id": i, "name": i.title(), "type": t, "required": r}
-                       for i, t, r in spec.inputs],
-            "run_cost": spec.run_cost,
-        })  # fmt: skip
-
-    async def media(request: Request) -> Response:
-        store.stats["media_requests"] += 1
-        auth = request.headers.get("authorization")
-        if auth:
-            store.stats["media_auth_leaks"] += 1
-            store.auth_seen_off_api.add(auth)
-        name = request.path_params["name"]
-        run = store.runs.get(request.path_params["run"])
-        if run is None:
-            return error(404, "not_found", "No such file.")
-        ext = name.rsplit(".", 1)[-1]
-        ctype = next((c for e, c in EXTENSIONS.values() if e == ext), "application/octet-stream")
-        seed = f"{run.run_id}/{name}".encode()
-        return Response(b"EMULATED-MEDIA " + hashlib.sha256(seed).digest() * 64, media_type=ctype)
-
-    async def ledger(request: Request) -> Response:
-        return JSONResponse(store.ledger())
-
-    async def stats(request: Request) -> Response:
-        return JSONResponse({**store.stats, "auth_seen_off_api": sorted(store.auth_seen_off_api)})
-
-    async def fault_panel(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                faults.update(await request.json())
-            except (ValueError, TypeError) as exc:
-                return error(400, "invalid_json", str(exc))
-        return JSONResponse(faults.as_dict())
-
-    async def reset(request: Request) -> Response:
-        store.reset()
-        return JSONResponse({"ok": True})
-
-    routes = [
-        Route(
-            f"{PREFIX}/techniques/{{technique}}/runs", guarded("create", create), methods=["POST"]
-        ),
-        Route(f"{PREFIX}/techniques/{{technique}}/runs/{{run}}", guarded("get", get_run)),
-        Route(f"{PREFIX}/technique-runs", guarded("list", list_runs)),
-        Route(f"{PREFIX}/techniques/{{technique}}", guarded("technique", technique)),
-        Route("/media/{run}/{name}", media),
-        Route("/_emulator/ledger", ledger),
-        Route("/_emulator/stats", stats),
-        Route("/_emulator/faults", fault_panel, methods=["GET", "POST"]),
-        Route("/_emulator/reset", reset, methods=["POST"]),
-    ]
-    app = Starlette(routes=routes)
-    app.state.store = store
-    return RequestIds(app, store)  # type: ignore[return-value]
-
-
-class RequestIds:
-    """Every answer carries a request-id header, and its status is counted."""
-
-    def __init__(self, app: Starlette, store: Store) -> None:
-        self.app, self.store, self.state = app, store, app.state
+    def __init__(self, config: EmulatorConfig | None = None, clock: Clock = time.time) -> None:
+        self.config = config or EmulatorConfig()
+        self.store = Store(self.config, clock)
+        self.stats = Stats()
+        self.views = Views(self.config)
+        self.control = Control(self.config, self.store, self.stats)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return  # no lifespan work and no websockets
+        request = Request(scope, receive)
+        path, prefix = request.path, self.config.base_path
+        if path.startswith(prefix + "/") or path == prefix:
+            answer = await self._api(request)
+            self.stats.status("cut" if isinstance(answer, Cut) else answer.status)
+        else:
+            self.stats.off_api(request.headers.get("authorization"))
+            if path.startswith("/media/"):
+                answer = self._media(request)
+                self.stats.status(answer.status)
+            elif path.startswith("/_emulator/"):
+                answer = await self.control.handle(request)
+            else:
+                answer = error_reply(404, "not_found", f"No route {path}.")
+        if isinstance(answer, Cut):
+            await cut_connection(send)
+        else:
+            await send_reply(send, answer)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                rid = "req_" + uuid.uuid4().hex[:16]
-                message["headers"] = [*message.get("headers", []), (b"request-id", rid.encode())]
-                self.store.stats[f"status:{message['status']}"] += 1
-            await send(message)
+    # -- the API pipeline ----------------------------------------------------------------------
 
-        await self.app(scope, receive, send_with_id)
+    def _route(self, request: Request) -> tuple[str, Handler | None, list[str]]:
+        """(endpoint name, handler or None for a wrong method, path parameters)."""
+        rest = request.path[len(self.config.base_path) :].strip("/")
+        parts = rest.split("/") if rest else []
+        get = request.method == "GET"
+        match parts:
+            case ["techniques", technique, "runs"]:
+                return "create", self._create if request.method == "POST" else None, [technique]
+            case ["techniques", technique, "runs", run_id]:
+                return "get", self._get if get else None, [technique, run_id]
+            case ["technique-runs"]:
+                return "list", self._list if get else None, []
+            case ["techniques", technique]:
+                return "technique", self._technique if get else None, [technique]
+        return "other", self._unknown, []
+
+    async def _api(self, request: Request) -> Answer:
+        endpoint, handler, params = self._route(request)
+        self.stats.api(endpoint)
+        faults, dice = self.config.faults, self.store.dice
+        hit = faults.applies_to(endpoint)
+        if hit and faults.latency[1] > 0:
+            await asyncio.sleep(dice.uniform("latency", *faults.latency))
+        if hit and dice.roll("drop", faults.drop):
+            self.stats.fault("drop")
+            return CUT
+        # A 5xx comes from in front of everything (a gateway, a crash); a 429 is counted per
+        # workspace, so it needs to know the caller first.
+        if hit and dice.roll("rate_5xx", faults.rate_5xx):
+            self.stats.fault("rate_5xx")
+            status = dice.choice("rate_5xx_status", (500, 502, 503))
+            return error_reply(status, "unknown_error", "An unexpected error occurred.")
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        if hit and dice.roll("rate_429", faults.rate_429):
+            self.stats.fault("rate_429")
+            return self._rate_limited("Too many requests; slow down.")
+        if handler is None:
+            return error_reply(405, "method_not_allowed", f"{request.method} is not allowed here.")
+        return await handler(request, params)
+
+    def _authenticate(self, request: Request) -> Reply | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            message = "Missing or malformed Authorization header; expected 'Bearer <key>'."
+            return error_reply(401, "unauthorized", message)
+        if self.config.api_key is not None and token != self.config.api_key:
+            return error_reply(401, "invalid_api_key", "The API key is not valid.")
+        return None
+
+    def _rate_limited(self, message: str) -> Reply:
+        faults, dice = self.config.faults, self.store.dice
+        headers: dict[str, str] = {}
+        if dice.roll("retry_after", faults.retry_after_prob):
+            if dice.roll("retry_after_ms", faults.retry_after_ms_prob):
+                headers["retry-after-ms"] = str(round(faults.retry_after * 1000))
+            else:
+                headers["retry-after"] = f"{faults.retry_after:g}"
+        return error_reply(429, "rate_limited", message, headers=headers)
+
+    def _bases(self, request: Request) -> tuple[str, str]:
+        """The API base URL and the media base URL, which is another origin by default."""
+        host = request.host()
+        api = f"{request.scheme}://{host}{self.config.base_path}"
+        if self.config.media_base:
+            return api, self.config.media_base
+        name, port = _split_host(host)
+        other = _OTHER_LOOPBACK.get(name.lower(), name)
+        return api, f"{request.scheme}://{other}{port}"
+
+    # -- FLORA's endpoints ---------------------------------------------------------------------
+
+    async def _create(self, request: Request, params: list[str]) -> Answer:
+        spec = find(params[0], self.config.open_catalogue)
+        if spec is None:
+            return error_reply(404, "not_found", f"Technique '{params[0]}' not found.")
+        raw = await request.body()
+        if raw is None:
+            field = [{"field": "body", "message": "is larger than 1 MiB"}]
+            return error_reply(400, "input_validation_error", "The request is invalid.", field)
+        try:
+            body = json.loads(raw)
+        except ValueError:  # UnicodeDecodeError included
+            return error_reply(400, "invalid_json", "The request body is not valid JSON.")
+        inputs, problems = check_create(body, spec)
+        header_key = request.headers.get("idempotency-key")
+        body_key = body.get("idempotency_key") if isinstance(body, dict) else None
+        if header_key is not None and not header_key.strip():
+            problems.append({"field": "Idempotency-Key", "message": "must not be empty"})
+        elif header_key and isinstance(body_key, str) and body_key and body_key != header_key:
+            message = "differs from the Idempotency-Key header"
+            problems.append({"field": "idempotency_key", "message": message})
+        if problems:
+            return error_reply(400, "input_validation_error", "The request is invalid.", problems)
+        assert isinstance(body, dict)
+        key = header_key or body_key or None
+        sha = canonical_sha256(spec.technique_id, body)
+        api, media = self._bases(request)
+        if key is not None:
+            seen = self.store.remembered(key)
+            if seen is not None and seen.body_sha256 != sha:
+                message = "This idempotency key was already used with a different request."
+                return error_reply(422, "idempotency_conflict", message)
+            if seen is not None and self.config.duplicate_mode == "replay":
+                rec = self.store.runs[seen.run_id]
+                view = self.views.run(rec, self.store.now(), api, media)
+                return json_reply(200, view, {"idempotent-replayed": "true"})
+            if seen is not None:
+                message = "A request with this idempotency key was already processed."
+                return error_reply(409, "idempotency_duplicate", message)
+        faults = self.config.faults
+        if faults.max_active is not None and self.store.active() >= faults.max_active:
+            self.stats.fault("max_active")
+            return self._rate_limited(f"At most {faults.max_active} runs may be active at once.")
+        left = self.store.credits_left()
+        if left is not None and spec.run_cost > left + 1e-9:
+            self.stats.fault("credits")
+            message = f"This run costs ${spec.run_cost:.2f}; ${max(left, 0):.2f} of credits left."
+            return error_reply(402, "insufficient_credits", message)
+        rec = self.store.create(spec, inputs, key, sha)
+        if self.store.dice.roll("lose_answer", faults.lose_answer):
+            rec.answer_lost = True
+            self.stats.fault("lose_answer")
+            return CUT
+        view = self.views.run(rec, rec.created_at, api, media, as_created=True)
+        return json_reply(self.config.create_status, view)
+
+    async def _get(self, request: Request, params: list[str]) -> Answer:
+        spec = find(params[0], self.config.open_catalogue)
+        rec = self.store.runs.get(params[1])
+        if spec is None or rec is None or rec.spec.technique_id != spec.technique_id:
+            return error_reply(404, "not_found", f"Run '{params[1]}' not found.")
+        return json_reply(200, self.views.run(rec, self.store.now(), *self._bases(request)))
+
+    async def _list(self, request: Request, params: list[str]) -> Answer:
+        return list_runs(request.query, self.store, self.views, *self._bases(request))
+
+    async def _technique(self, request: Request, params: list[str]) -> Answer:
+        spec = find(params[0], self.config.open_catalogue)
+        if spec is None:
+            return error_reply(404, "not_found", f"Technique '{params[0]}' not found.")
+        return json_reply(200, self.views.technique(spec))
+
+    async def _unknown(self, request: Request, params: list[str]) -> Answer:
+        return error_reply(404, "not_found", f"No route {request.path}.")
+
+    # -- media ---------------------------------------------------------------------------------
+
+    def _media(self, request: Request) -> Reply:
+        self.stats.media(request.headers.get("authorization"))
+        missing = error_reply(404, "not_found", "No such file.")
+        parts = request.path.split("/")
+        if request.method != "GET" or len(parts) != 4:
+            return missing
+        rec = self.store.runs.get(parts[2])
+        output_id, _, ext = parts[3].rpartition(".")
+        if rec is None or rec.status(self.store.now()) != "completed":
+            return missing
+        out = next((o for o in rec.spec.outputs if o.id == output_id), None)
+        if out is None or out.type not in MEDIA_TYPES or MEDIA_TYPES[out.type][0] != ext:
+            return missing
+        body = media_bytes(rec.run_id, out.id, out.type)
+        return Reply(200, body, content_type=MEDIA_TYPES[out.type][1])

@@ -1,4 +1,4 @@
-"""`batchrun emulator`: start the local FLORA-compatible server."""
+"""`batchrun emulator`: start the local FLORA-compatible server in the foreground."""
 
 from __future__ import annotations
 
@@ -7,102 +7,209 @@ from typing import Any
 
 import click
 
-from .config import ENDPOINTS, EmulatorConfig, Faults
+from .config import EmulatorConfig
+from .faults import ENDPOINTS, Faults, parse_endpoints, parse_latency
 from .server import serve
+
+_PROBABILITY = click.FloatRange(0.0, 1.0)
+_SECONDS = click.FloatRange(min=0.0)
 
 
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8787, show_default=True, type=int, help="Port; 0 picks a free one.")
-@click.option("--api-key", help="Accept only this key (default: any non-empty bearer token).")
 @click.option(
-    "--run-seconds", default=2.0, show_default=True, type=float, help="How long a run takes."
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (the line printed on start tells which).",
+)
+@click.option("--api-key", help="Accept only this bearer key (default: any non-empty key).")
+@click.option(
+    "--run-seconds",
+    default=2.0,
+    show_default=True,
+    type=_SECONDS,
+    help="Seconds from a run's creation to its end.",
 )
 @click.option(
-    "--pending-seconds", type=float, help="How long a run stays pending (default 10%% of a run)."
+    "--pending-seconds",
+    type=_SECONDS,
+    help="Seconds a run stays pending before it runs [default: 10% of its duration].",
 )
-@click.option("--jitter", default=0.0, type=float, help="Run time varies by +- this fraction.")
-@click.option("--seed", default=0, type=int, help="Seed for every random choice.")
+@click.option(
+    "--jitter",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    help="Each run's duration varies by up to +- this fraction (seeded).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of every random choice: the same seed and requests replay the same faults.",
+)
 @click.option(
     "--fail-rate",
     default=0.0,
-    type=float,
-    help="Share of runs that fail (inputs with FAIL always do).",
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance that a run fails (a text input containing FAIL always fails).",
 )
 @click.option(
     "--late-cost-seconds",
     default=0.0,
-    type=float,
-    help="charged_cost shows up this long after completion.",
+    show_default=True,
+    type=_SECONDS,
+    help="A completed run shows no charged_cost until this long after it completed.",
 )
 @click.option(
     "--duplicate-mode",
     type=click.Choice(["conflict409", "replay"]),
     default="conflict409",
     show_default=True,
-    help="Answer to a repeated idempotency key.",
+    help="Answer to a repeated idempotency key with the same body: 409, or a 200 replay.",
 )
 @click.option(
     "--idempotency-window",
     default=7200.0,
-    type=float,
     show_default=True,
-    help="Seconds a key is remembered.",
+    type=_SECONDS,
+    help="Seconds an idempotency key is remembered.",
 )
 @click.option(
-    "--create-status", type=click.Choice(["201", "200"]), default="201", show_default=True
+    "--create-status",
+    type=click.Choice(["201", "200"]),
+    default="201",
+    show_default=True,
+    help="HTTP status of a successful create.",
 )
 @click.option(
     "--timestamps",
     type=click.Choice(["s", "ms"]),
     default="s",
     show_default=True,
-    help="Epoch seconds or milliseconds.",
+    help="Timestamps as float epoch seconds or integer epoch milliseconds.",
 )
 @click.option(
-    "--id-field", type=click.Choice(["run_id", "runId"]), default="run_id", show_default=True
+    "--id-field",
+    type=click.Choice(["run_id", "runId"]),
+    default="run_id",
+    show_default=True,
+    help="Name of the run id field in create and get answers.",
 )
 @click.option(
-    "--open-catalogue", is_flag=True, help="Any technique id works, with any text inputs."
+    "--absent-fields",
+    type=click.Choice(["omit", "null"]),
+    default="omit",
+    show_default=True,
+    help="Optional run fields without a value: left out, or sent as null.",
 )
-@click.option("--media-base", help="Base URL of output files (default: the other loopback name).")
-@click.option("--latency", default=0.0, type=float, help="Extra seconds per API request.")
-@click.option("--rate-429", default=0.0, type=float, help="Share of requests answered 429.")
 @click.option(
-    "--retry-after", default=1.0, type=float, help="Retry-After seconds on 429 (negative: none)."
+    "--open-catalogue",
+    is_flag=True,
+    help="Unknown technique ids act as a generic technique taking any inputs ($0.05 a run).",
 )
-@click.option("--rate-5xx", default=0.0, type=float, help="Share of requests answered 5xx.")
-@click.option("--drop", default=0.0, type=float, help="Share of requests whose connection is cut.")
+@click.option(
+    "--media-base",
+    help="Base URL of output files [default: the other loopback name, i.e. another origin].",
+)
+@click.option(
+    "--latency",
+    default="0",
+    help="Extra seconds per API request: fixed (0.05) or uniform in a range (0.01..0.2).",
+)
+@click.option(
+    "--rate-429",
+    default=0.0,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance an API request is answered 429 rate_limited.",
+)
+@click.option(
+    "--retry-after",
+    default=1.0,
+    show_default=True,
+    type=_SECONDS,
+    help="Seconds announced by a 429's Retry-After (or retry-after-ms) header.",
+)
+@click.option(
+    "--retry-after-prob",
+    default=1.0,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance a 429 carries a retry header at all.",
+)
+@click.option(
+    "--retry-after-ms-prob",
+    default=0.0,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance a 429's retry header is retry-after-ms instead of Retry-After.",
+)
+@click.option(
+    "--rate-5xx",
+    default=0.0,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance an API request is answered 500, 502 or 503 before anything happens.",
+)
+@click.option(
+    "--drop",
+    default=0.0,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance an API request's connection is cut before it is handled.",
+)
 @click.option(
     "--lose-answer",
     default=0.0,
-    type=float,
-    help="Share of creates that make the run and then cut the connection.",
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance a create makes the run, then cuts the connection before answering.",
 )
-@click.option("--max-active", type=int, help="Most runs pending or running at once (429 above).")
-@click.option("--credits", type=float, help="Account balance in USD (402 when short).")
+@click.option(
+    "--max-active",
+    type=click.IntRange(min=0),
+    help="Most runs pending or running at once; a create above it gets 429.",
+)
+@click.option(
+    "--credits",
+    type=click.FloatRange(min=0.0),
+    help="Account balance in USD; a create it cannot pay for gets 402.",
+)
 @click.option(
     "--fault-endpoints",
-    default=",".join(ENDPOINTS),
+    default="all",
     show_default=True,
-    help="Comma-separated endpoints the request faults apply to.",
+    help=f"Comma-separated endpoints the request faults hit: {', '.join(ENDPOINTS)} or all.",
 )
 def emulator(**kw: Any) -> None:
-    """Start a local FLORA-compatible API server (for tests, demos and trying things out)."""
-    faults = Faults(
-        latency=kw["latency"], rate_429=kw["rate_429"],
-        retry_after=None if kw["retry_after"] < 0 else kw["retry_after"],
-        rate_5xx=kw["rate_5xx"], drop=kw["drop"], lose_answer=kw["lose_answer"],
-        fail_rate=kw["fail_rate"], max_active=kw["max_active"], credits=kw["credits"],
-        endpoints=tuple(e for e in kw["fault_endpoints"].split(",") if e),
-    )  # fmt: skip
-    config = EmulatorConfig(
-        api_key=kw["api_key"], run_seconds=kw["run_seconds"], pending_seconds=kw["pending_seconds"],
-        jitter=kw["jitter"], seed=kw["seed"], late_cost_seconds=kw["late_cost_seconds"],
-        duplicate_mode=kw["duplicate_mode"], idempotency_window=kw["idempotency_window"],
-        create_status=int(kw["create_status"]), timestamps=kw["timestamps"],
-        id_field=kw["id_field"], open_catalogue=kw["open_catalogue"],
-        media_base=kw["media_base"], faults=faults,
-    )  # fmt: skip
+    """Start a local FLORA-compatible API server, for tests, demos and trying things out.
+
+    It prints one line, "FLORA emulator listening on URL", then serves until interrupted.
+    Runs, keys and charges can be inspected under /_emulator/ on the same port.
+    """
+    try:
+        faults = Faults(
+            latency=parse_latency(kw["latency"]), rate_429=kw["rate_429"], retry_after=kw["retry_after"],
+            retry_after_prob=kw["retry_after_prob"],
+            retry_after_ms_prob=kw["retry_after_ms_prob"], rate_5xx=kw["rate_5xx"],
+            drop=kw["drop"], lose_answer=kw["lose_answer"], fail_rate=kw["fail_rate"],
+            max_active=kw["max_active"], credits=kw["credits"], endpoints=parse_endpoints(kw["fault_endpoints"]),
+        )  # fmt: skip
+        config = EmulatorConfig(
+            api_key=kw["api_key"], run_seconds=kw["run_seconds"],
+            pending_seconds=kw["pending_seconds"], jitter=kw["jitter"], seed=kw["seed"],
+            late_cost_seconds=kw["late_cost_seconds"], duplicate_mode=kw["duplicate_mode"],
+            idempotency_window=kw["idempotency_window"],
+            create_status=int(kw["create_status"]), timestamps=kw["timestamps"],
+            id_field=kw["id_field"], absent_fields=kw["absent_fields"],
+            open_catalogue=kw["open_catalogue"], media_base=kw["media_base"], faults=faults,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     with contextlib.suppress(KeyboardInterrupt):
         serve(config, kw["host"], kw["port"])

@@ -1,57 +1,83 @@
-"""Everything the emulator can be told: run timing, FLORA's readings, and switchable faults."""
+"""What the emulator can be told: run timing, which of FLORA's readings to answer with, faults."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-ENDPOINTS = ("create", "get", "list", "technique")
+from .faults import Faults
 
-
-@dataclass
-class Faults:
-    latency: float = 0.0  # extra seconds per API request
-    rate_429: float = 0.0  # probability of 429 rate_limited
-    retry_after: float | None = 1.0  # Retry-After seconds on 429 (None: header left out)
-    retry_after_ms: bool = False  # send retry-after-ms instead of Retry-After
-    rate_5xx: float = 0.0  # probability of 500/502/503 before doing anything
-    drop: float = 0.0  # probability the connection is cut before the request is handled
-    lose_answer: float = 0.0  # create: the run is made, then the connection is cut
-    fail_rate: float = 0.0  # probability a run fails
-    max_active: int | None = None  # cap on pending/running runs; over it, 429
-    credits: float | None = None  # account balance in USD; short of it, 402
-    endpoints: tuple[str, ...] = ENDPOINTS  # where the request faults apply
-
-    def update(self, changes: dict[str, Any]) -> None:
-        names = {f.name for f in fields(self)}
-        for key, value in changes.items():
-            if key not in names:
-                raise ValueError(f"unknown fault '{key}'")
-            if key == "endpoints":
-                value = tuple(value)
-            setattr(self, key, value)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "duplicate_mode": ("conflict409", "replay"),
+    "create_status": (201, 200),
+    "timestamps": ("s", "ms"),
+    "id_field": ("run_id", "runId"),
+    "absent_fields": ("omit", "null"),
+}
+_SECONDS = ("run_seconds", "late_cost_seconds", "idempotency_window")
+# Settings that only matter when the server starts; the rest may change at runtime.
+_FIXED = ("seed", "base_path", "faults")
 
 
 @dataclass
 class EmulatorConfig:
+    """Run settings. Every default is FLORA's reading or the friendliest one for a client."""
+
     api_key: str | None = None  # None: any non-empty bearer token is accepted
-    run_seconds: float = 2.0
-    pending_seconds: float | None = None  # default: 10 % of run_seconds
-    jitter: float = 0.0  # +- fraction of run_seconds, seeded
+    run_seconds: float = 2.0  # created_at to completed_at
+    pending_seconds: float | None = None  # None: 10 % of the run's duration
+    jitter: float = 0.0  # a run's duration varies by +- this fraction, seeded
     seed: int = 0
-    late_cost_seconds: float = 0.0
-    duplicate_mode: str = "conflict409"  # or "replay"
-    idempotency_window: float = 7200.0
+    late_cost_seconds: float = 0.0  # charged_cost appears this long after completion
+    duplicate_mode: str = "conflict409"  # a repeated key: 409 (as measured) or a 200 replay
+    idempotency_window: float = 7200.0  # seconds a key is remembered
     create_status: int = 201
-    timestamps: str = "s"  # or "ms"
-    id_field: str = "run_id"  # or "runId"
-    open_catalogue: bool = False
-    media_base: str | None = None  # default: the other loopback name, a different origin
-    faults: Faults | None = None
+    timestamps: str = "s"  # "s": float epoch seconds; "ms": integer epoch milliseconds
+    id_field: str = "run_id"  # "runId": the SDK's spelling, in create/get answers
+    absent_fields: str = "omit"  # optional fields without a value: left out, or null
+    open_catalogue: bool = False  # unknown technique ids act as a generic technique
+    media_base: str | None = None  # None: the other loopback name, i.e. another origin
+    base_path: str = "/api/v1"
+    faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
-        if self.faults is None:
-            self.faults = Faults()
+        self.validate()
+
+    def validate(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        for name in _SECONDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number of seconds")
+            setattr(self, name, float(value))
+        if self.pending_seconds is not None and self.pending_seconds < 0:
+            raise ValueError("pending_seconds must not be negative")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ValueError("jitter must be a fraction in [0, 1)")
+        if self.api_key is not None and not self.api_key:
+            raise ValueError("api_key must not be empty (None accepts any key)")
+        if not self.base_path.startswith("/") or self.base_path.endswith("/"):
+            raise ValueError("base_path must start with '/' and not end with one")
+        if self.media_base is not None:
+            self.media_base = self.media_base.rstrip("/")
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Runtime change of run settings, all or nothing."""
+        names = {f.name for f in dataclasses.fields(self)} - set(_FIXED)
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown or start-only setting(s) {unknown}; known: {sorted(names)}")
+        candidate = dataclasses.replace(self, **dict(changes))
+        for name in names:
+            setattr(self, name, getattr(candidate, name))
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["faults"] = self.faults.as_dict()
+        if data["api_key"] is not None:
+            data["api_key"] = "<set>"  # the control panel has no auth: never echo a key
+        return data

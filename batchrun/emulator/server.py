@@ -1,83 +1,170 @@
-"""Serving the emulator under uvicorn: in the foreground, or in a thread for in-process tests."""
+"""Serving the emulator: in the foreground until a signal, or in a thread for in-process tests."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
-import sys
 import threading
-from types import TracebackType
-from typing import Any
+import time
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
 
+import httpx
 import uvicorn
 
-from .app import CutConnection, build_app
+from .app import EmulatorApp
+from .asgi import QuietCuts
 from .config import EmulatorConfig
-from .state import Store
+from .state import Clock, Store
 
 
-class _QuietCuts(logging.Filter):
-    """Cut connections are the point of a fault, not an error worth a traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, CutConnection)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before serving so that port 0 tells its real port at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # The explicit protocol matters: asyncio sets TCP_NODELAY only on sockets whose proto says
+    # TCP, and without it every answer (headers, then body) waits ~40 ms on a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(2048)
     sock.setblocking(False)
     return sock
 
 
-def _server(app: Any) -> uvicorn.Server:
-    logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_keep_alive=30)  # fmt: skip
+def url_of(sock: socket.socket, config: EmulatorConfig) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{config.base_path}"
+
+
+def make_server(app: Any) -> uvicorn.Server:
+    logging.getLogger("uvicorn.error").addFilter(QuietCuts())
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        ws="none",
+        lifespan="off",
+        access_log=False,  # a log line per request would cost more than the request
+        log_level="warning",
+        # Longer than a client's poll interval, so an idle connection is rarely closed just as
+        # the client reuses it: that race would look like a dropped connection nobody injected.
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=3,
+        backlog=2048,
+    )
     return uvicorn.Server(config)
 
 
-def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8787) -> None:
-    """Serve until SIGINT/SIGTERM. Prints one line with the address once it accepts."""
-    sock = _bind(host, port)
-    actual = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"FLORA emulator listening on http://{shown}:{actual}/api/v1", flush=True)
-    server = _server(build_app(config))
+def _exit_quietly(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
+def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Serve until SIGINT or SIGTERM, after printing exactly one line with the API's URL."""
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully, then re-raises the signal it caught; this makes that
+        # SIGTERM end the process with status 0 instead of dying from the signal.
+        signal.signal(signal.SIGTERM, _exit_quietly)
+    sock = bind(host, port)
     try:
-        server.run(sockets=[sock])
+        # The socket already listens, so a client that reads this line can connect at once.
+        print(f"FLORA emulator listening on {url_of(sock, config)}", flush=True)
+        make_server(EmulatorApp(config)).run(sockets=[sock])
     finally:
         sock.close()
-    sys.stdout.flush()
 
 
 class EmulatorThread:
-    """The emulator on a free loopback port in a background thread (``with`` it)."""
+    """The emulator on a free loopback port in a background thread; use it with ``with``.
 
-    def __init__(self, config: EmulatorConfig | None = None, store: Store | None = None) -> None:
+    ``clock`` replaces the wall clock for run lifecycles and idempotency windows, so a test can
+    move time instead of sleeping. The control helpers talk HTTP, like ``EmulatorProcess``.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        clock: Clock = time.time,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.config = config or EmulatorConfig()
-        self.store = store or Store(self.config)
-        self._sock = _bind("127.0.0.1", 0)
-        self.port = self._sock.getsockname()[1]
-        self.root_url = f"http://127.0.0.1:{self.port}"
-        self.base_url = self.root_url + "/api/v1"
-        self._server = _server(build_app(self.config, self.store))
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.app = EmulatorApp(self.config, clock)
+        self._sock = bind(host, 0)
+        self.base_url = url_of(self._sock, self.config)
+        self.root_url = self.base_url.removesuffix(self.config.base_path)
+        self.port: int = self._sock.getsockname()[1]
+        self._server = make_server(self.app)
+        self._thread = threading.Thread(target=self._run, name="flora-emulator", daemon=True)
+        self._http: httpx.Client | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
 
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
-    def __enter__(self) -> EmulatorThread:
+    def start(self) -> EmulatorThread:
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator thread did not start")
+            time.sleep(0.005)
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
         self._sock.close()
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> EmulatorThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the control panel ---------------------------------------------------------------------
+
+    def _control(self, method: str, name: str, body: Any = None) -> Any:
+        if self._http is None:
+            # Plain HTTP to loopback: no TLS ever happens, and not loading the CA bundle saves
+            # ~50 ms per client, which adds up over a test suite.
+            self._http = httpx.Client(
+                base_url=f"{self.root_url}/_emulator/", timeout=10, verify=False
+            )
+        response = self._http.request(method, name, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def ledger(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._control("GET", "ledger")
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._control("GET", "stats")
+        return result
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._control("POST", "faults", changes)
+        return result
+
+    def set_config(self, **changes: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._control("POST", "config", changes)
+        return result
+
+    def advance_clock(self, seconds: float) -> float:
+        return float(self._control("POST", "clock", {"advance": seconds})["now"])
+
+    def reset(self) -> None:
+        self._control("POST", "reset")

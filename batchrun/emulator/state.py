@@ -1,182 +1,196 @@
-"""The emulator's account: runs, idempotency keys, the ledger of charges, request counts.
+"""The emulator's account: runs, idempotency keys, the ledger of charges, the credit balance.
 
-A run's status is computed from the clock when asked, so nothing runs in the background and a
-test can move time by hand.
+A run's status is worked out from the clock whenever it is asked for, so nothing runs in the
+background and a test can move time by hand (an injected clock, or the clock offset).
 """
 
 from __future__ import annotations
 
-import random
+import bisect
+import heapq
 import time
-import uuid
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from .catalogue import EXTENSIONS, Spec
+from .catalogue import TechniqueSpec
 from .config import EmulatorConfig
+from .faults import Dice
+
+Clock = Callable[[], float]
+FAIL_MARKER = "FAIL"  # a text input holding this makes its run fail, deterministically
+PROJECT_ID = "prj_emulator"
+WORKSPACE_ID = "ws_emulator"
 
 
-@dataclass
+@dataclass(slots=True)
 class RunRecord:
     run_id: str
-    spec: Spec
+    spec: TechniqueSpec
     inputs: list[dict[str, str]]
     key: str | None
-    body_sha: str
+    body_sha256: str
     created_at: float
-    duration: float
-    pending: float
+    started_at: float
+    completed_at: float
     fails: bool
-    seq: int
+    answer_lost: bool = False  # lose_answer cut the connection after this run was made
 
     def status(self, now: float) -> str:
-        if now >= self.created_at + self.duration:
+        if now >= self.completed_at:
             return "failed" if self.fails else "completed"
-        return "pending" if now < self.created_at + self.pending else "running"
+        return "running" if now >= self.started_at else "pending"
+
+    def progress(self, now: float) -> int:
+        status = self.status(now)
+        if status == "pending":
+            return 0
+        if status == "running":
+            span = self.completed_at - self.started_at
+            return min(99, int(100 * (now - self.started_at) / span)) if span > 0 else 99
+        return 100
+
+    @property
+    def sort_key(self) -> tuple[float, str]:
+        return (self.created_at, self.run_id)
 
 
-@dataclass
+@dataclass(slots=True)
+class KeyEntry:
+    body_sha256: str
+    run_id: str
+    at: float
+
+
 class Store:
-    config: EmulatorConfig
-    clock: Callable[[], float] = time.time
-    runs: dict[str, RunRecord] = field(default_factory=dict)
-    order: list[RunRecord] = field(default_factory=list)  # oldest first
-    keys: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # key -> (sha, run, at)
-    stats: Counter[str] = field(default_factory=Counter)
-    auth_seen_off_api: set[str] = field(default_factory=set)
-    spent: float = 0.0
+    """Everything the server remembers. Used from the event loop only, so it needs no locks."""
 
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.config.seed)
+    def __init__(self, config: EmulatorConfig, clock: Clock = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self.clock_offset = 0.0  # moved forward by the control panel to skip time
+        self.dice = Dice(config.seed)
+        self._seq = 0  # never reset, so run ids stay unique for the life of the process
+        self.reset()
 
     def reset(self) -> None:
-        self.runs.clear()
-        self.order.clear()
-        self.keys.clear()
-        self.stats.clear()
-        self.auth_seen_off_api.clear()
-        self.spent = 0.0
-        self.rng = random.Random(self.config.seed)
+        self.runs: dict[str, RunRecord] = {}  # creation order
+        self.ordered: list[RunRecord] = []  # ascending (created_at, run_id), for paging
+        self.keys: dict[str, KeyEntry] = {}
+        self._ends: list[float] = []  # heap of completed_at of possibly active runs
+        self.committed = 0.0  # cost of runs that will complete, since credits were last set
 
-    def chance(self, p: float) -> bool:
-        return p > 0 and self.rng.random() < p
+    def now(self) -> float:
+        return self._clock() + self.clock_offset
 
-    # -- idempotency ----------------------------------------------------------------------------
+    # -- idempotency ---------------------------------------------------------------------------
 
-    def remembered(self, key: str) -> tuple[str, str] | None:
-        """(body sha, run id) of a key still inside the window."""
+    def remembered(self, key: str) -> KeyEntry | None:
+        """The key's first use, if still inside the window; an expired key is forgotten."""
         entry = self.keys.get(key)
-        if entry is None:
-            return None
-        if self.clock() - entry[2] > self.config.idempotency_window:
+        if entry is not None and self.now() - entry.at >= self.config.idempotency_window:
             del self.keys[key]
             return None
-        return entry[0], entry[1]
+        return entry
 
-    # -- runs ---------------------------------------------------------------------------------
+    # -- runs ----------------------------------------------------------------------------------
 
     def active(self) -> int:
-        now = self.clock()
-        count = 0
-        for rec in reversed(self.order):
-            if now >= rec.created_at + rec.duration + 3600:
-                break  # far older runs have all ended
-            if rec.status(now) in ("pending", "running"):
-                count += 1
-        return count
+        now = self.now()
+        while self._ends and self._ends[0] <= now:
+            heapq.heappop(self._ends)
+        return len(self._ends)
+
+    def credits_left(self) -> float | None:
+        credits = self.config.faults.credits
+        return None if credits is None else credits - self.committed
+
+    def credits_reset(self) -> None:
+        """New credits were granted: the balance counts from now."""
+        self.committed = 0.0
 
     def create(
-        self, spec: Spec, inputs: list[dict[str, str]], key: str | None, sha: str
+        self, spec: TechniqueSpec, inputs: list[dict[str, str]], key: str | None, sha: str
     ) -> RunRecord:
-        cfg = self.config
-        duration = cfg.run_seconds * (1 + self.rng.uniform(-cfg.jitter, cfg.jitter))
-        pending = cfg.pending_seconds if cfg.pending_seconds is not None else 0.1 * duration
-        fails = any("FAIL" in i["value"] for i in inputs if i["type"] == "text")
-        fails = fails or self.chance(cfg.faults.fail_rate if cfg.faults else 0.0)
+        cfg, dice, now = self.config, self.dice, self.now()
+        duration = cfg.run_seconds * (1 + dice.uniform("duration", -cfg.jitter, cfg.jitter))
+        pending = 0.1 * duration if cfg.pending_seconds is None else cfg.pending_seconds
+        fails = any(FAIL_MARKER in i["value"] for i in inputs if i["type"] == "text")
+        # Rolled for every run, so the failure stream stays aligned with the creates it sees.
+        fails = dice.roll("fail", cfg.faults.fail_rate) or fails
+        self._seq += 1
+        # The sequence leads the id so that, among runs created at the same instant, the
+        # tie-break on run_id still follows creation order and cursors stay stable.
+        run_id = f"run_{self._seq:08x}{dice.hex('run_id', 16)}"
         rec = RunRecord(
-            run_id="run_" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:20],
-            spec=spec, inputs=inputs, key=key, body_sha=sha, created_at=self.clock(),
-            duration=max(0.0, duration), pending=min(pending, duration), fails=fails,
-            seq=len(self.order),
-        )  # fmt: skip
-        self.runs[rec.run_id] = rec
-        self.order.append(rec)
-        self.spent += spec.run_cost
+            run_id=run_id,
+            spec=spec,
+            inputs=inputs,
+            key=key,
+            body_sha256=sha,
+            created_at=now,
+            started_at=now + min(pending, duration),
+            completed_at=now + duration,
+            fails=fails,
+        )
+        self.runs[run_id] = rec
+        if not self.ordered or self.ordered[-1].sort_key <= rec.sort_key:
+            self.ordered.append(rec)
+        else:  # only when an injected clock goes backwards
+            bisect.insort(self.ordered, rec, key=lambda r: r.sort_key)
+        heapq.heappush(self._ends, rec.completed_at)
+        if not fails:
+            self.committed += spec.run_cost
         if key:
-            self.keys[key] = (sha, rec.run_id, rec.created_at)
+            self.keys[key] = KeyEntry(sha, run_id, now)
         return rec
 
-    def _ts(self, value: float | None) -> float | int | None:
-        if value is None:
-            return None
-        return int(value * 1000) if self.config.timestamps == "ms" else round(value, 3)
+    def newest_first(self, before: tuple[float, str] | None) -> Iterator[RunRecord]:
+        """Runs in listing order, starting strictly after a cursor's position."""
+        end = len(self.ordered)
+        if before is not None:
+            end = bisect.bisect_left(self.ordered, before, key=lambda r: r.sort_key)
+        for i in range(end - 1, -1, -1):
+            yield self.ordered[i]
 
-    def view(
-        self, rec: RunRecord, api_base: str, media_base: str, listed: bool = False
-    ) -> dict[str, Any]:
-        now = self.clock()
+    # -- the ledger ----------------------------------------------------------------------------
+
+    def charge(self, rec: RunRecord, now: float) -> float | None:
+        """What the account really paid for a run: None while it has not ended."""
         status = rec.status(now)
-        end = rec.created_at + rec.duration
-        started = rec.created_at + rec.pending if status != "pending" else None
-        data: dict[str, Any] = {
-            self.config.id_field if not listed else "run_id": rec.run_id,
-            "status": status,
-            "created_at": self._ts(rec.created_at),
-            "poll_url": f"{api_base}/techniques/{rec.spec.technique_id}/runs/{rec.run_id}",
-        }
-        if status == "pending":
-            data["progress"] = 0
-        elif status == "running":
-            span = max(rec.duration - rec.pending, 1e-9)
-            data["progress"] = int(100 * (now - rec.created_at - rec.pending) / span)
-            data["started_at"] = self._ts(started)
-        else:
-            data.update(progress=100, started_at=self._ts(started), completed_at=self._ts(end))
-            if status == "failed":
-                data.update(
-                    error_code="provider_error",
-                    error_message="The provider failed to complete the generation.",
-                    charged_cost=0,
-                )
-            else:
-                data["outputs"] = self._outputs(rec, media_base)
-                if now >= end + self.config.late_cost_seconds:
-                    data["charged_cost"] = rec.spec.run_cost
-        if listed:
-            data.update(
-                technique_run_id=rec.run_id,
-                project_id="prj_emulator",
-                workspace_id="ws_emulator",
-                technique={"name": rec.spec.name, "technique_id": rec.spec.technique_id},
-            )
-        return data
-
-    def _outputs(self, rec: RunRecord, media_base: str) -> list[dict[str, str]]:
-        outs = []
-        for output_id, kind in rec.spec.outputs:
-            if kind == "text":
-                prompt = next((i["value"] for i in rec.inputs if i["type"] == "text"), "an image")
-                url = f"A caption for {prompt[:60]}"
-            else:
-                url = f"{media_base}/media/{rec.run_id}/{output_id}.{EXTENSIONS[kind][0]}"
-            outs.append({"output_id": output_id, "type": kind, "url": url})
-        return outs
+        if status in ("pending", "running"):
+            return None
+        return rec.spec.run_cost if status == "completed" else 0.0
 
     def ledger(self) -> dict[str, Any]:
-        now = self.clock()
-        runs, by_key = [], Counter[str]()
-        charges = 0.0
-        for rec in self.order:
-            status = rec.status(now)
-            cost = rec.spec.run_cost if status == "completed" else 0.0
-            charges += cost
+        now = self.now()
+        runs: list[dict[str, Any]] = []
+        by_key: dict[str, int] = {}
+        total = 0.0
+        for rec in self.runs.values():
+            cost = self.charge(rec, now)
+            total += cost or 0.0
             if rec.key:
-                by_key[rec.key] += 1
-            runs.append({
-                "run_id": rec.run_id, "technique_id": rec.spec.technique_id,
-                "idempotency_key": rec.key, "body_sha256": rec.body_sha, "inputs": rec.inputs,
-                "created_at": rec.created_at, "status": status, "charged_cost": cost,
-            })  # fmt: skip
-        return {"runs": runs, "charges_total": round(charges, 6), "creates_by_key": dict(by_key)}
+                by_key[rec.key] = by_key.get(rec.key, 0) + 1
+            runs.append(
+                {
+                    "run_id": rec.run_id,
+                    "technique_id": rec.spec.technique_id,
+                    "idempotency_key": rec.key,
+                    "body_sha256": rec.body_sha256,
+                    "inputs": rec.inputs,
+                    "created_at": round(rec.created_at, 6),
+                    "status": rec.status(now),
+                    "charged_cost": cost,
+                    "answer_lost": rec.answer_lost,
+                }
+            )
+        left = self.credits_left()
+        return {
+            "runs": runs,
+            "charges_total": round(total, 6),
+            "creates_by_key": by_key,
+            "active": self.active(),
+            "credits_remaining": None if left is None else round(left, 6),
+            "now": now,
+        }

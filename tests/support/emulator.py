@@ -1,54 +1,131 @@
-"""The emulator as a separate process on a free loopback port, for end-to-end tests."""
+"""The FLORA emulator as a separate process on a free loopback port, for end-to-end tests.
+
+    with EmulatorProcess("--run-seconds", "0.3", "--drop", "0.05") as emu:
+        run_the_cli("--base-url", emu.base_url)
+        assert max(emu.ledger()["creates_by_key"].values()) == 1
+
+or as a fixture:
+
+    @pytest.fixture
+    def emu() -> Iterator[EmulatorProcess]:
+        yield from emulator_fixture("--run-seconds", "0.3")
+"""
 
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import subprocess
 import sys
-import time
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[2]
+READY = "FLORA emulator listening on "
+
+
+class EmulatorError(RuntimeError):
+    pass
+
 
 class EmulatorProcess:
+    """``python -m batchrun.emulator --port 0 ARGS`` in its own process; stopped on exit."""
+
     def __init__(self, *args: str, startup_timeout: float = 20.0) -> None:
-        cmd = [sys.executable, "-m", "batchrun.emulator", "--port", "0", *args]
+        self.args = ("--port", "0", *args)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        # stderr goes to a file: a pipe nobody reads would block the server once it filled up.
+        # It lives as long as this object and is closed on exit, so no ``with`` fits.
+        self._stderr = tempfile.TemporaryFile(mode="w+", prefix="emulator-stderr-")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-m", "batchrun.emulator", *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + startup_timeout
-        line = ""
-        while time.monotonic() < deadline and not line:
-            if sel.select(timeout=0.2):
-                line = self.proc.stdout.readline()
-            if self.proc.poll() is not None:
-                break
-        if "listening on" not in line:
+        self._http: httpx.Client | None = None
+        line = self._first_line(startup_timeout)
+        if not line.startswith(READY):
             self.stop()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"emulator did not start: {line!r} {err[-2000:]}")
-        self.base_url = line.strip().rsplit(" ", 1)[-1]
-        self.root_url = self.base_url.removesuffix("/api/v1")
-        self._http = httpx.Client(base_url=self.root_url, timeout=30)
+            message = (
+                f"emulator did not start within {startup_timeout:g} s "
+                f"(exit code {self.proc.returncode}); stdout: {line!r}; "
+                f"stderr:\n{self.stderr()[-4000:]}"
+            )
+            self._stderr.close()
+            raise EmulatorError(message)
+        self.base_url = line.removeprefix(READY).strip()  # http://127.0.0.1:PORT/api/v1
+        self.root_url = self.base_url.rsplit("/api/", 1)[0]
+        self.port = int(self.root_url.rsplit(":", 1)[1])
+        # Plain HTTP to loopback, so no CA bundle is needed (loading one costs ~50 ms).
+        self._http = httpx.Client(base_url=f"{self.root_url}/_emulator/", timeout=30, verify=False)
+
+    def _first_line(self, timeout: float) -> str:
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = self.proc.stdout
+        assert stdout is not None
+
+        def read() -> None:
+            lines.put(stdout.readline())  # "" when the process ends first
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            return lines.get(timeout=timeout)
+        except queue.Empty:
+            return ""
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    # -- the control panel ---------------------------------------------------------------------
+
+    def _control(self, method: str, name: str, body: Any = None) -> Any:
+        if self._http is None:
+            raise EmulatorError("the emulator is not running")
+        response = self._http.request(method, name, json=body)
+        response.raise_for_status()
+        return response.json()
 
     def ledger(self) -> dict[str, Any]:
-        return self._http.get("/_emulator/ledger").json()  # type: ignore[no-any-return]
+        """Every run really created: runs, charges_total, creates_by_key, credits_remaining."""
+        result: dict[str, Any] = self._control("GET", "ledger")
+        return result
 
     def stats(self) -> dict[str, Any]:
-        return self._http.get("/_emulator/stats").json()  # type: ignore[no-any-return]
+        """Request counts: api_requests, by_endpoint, by_status, media_auth_leaks, ..."""
+        result: dict[str, Any] = self._control("GET", "stats")
+        return result
 
-    def set_faults(self, **faults: Any) -> dict[str, Any]:
-        return self._http.post("/_emulator/faults", json=faults).json()  # type: ignore[no-any-return]
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """Change some fault settings (e.g. drop=0.1, endpoints=["create"]); returns them all."""
+        result: dict[str, Any] = self._control("POST", "faults", changes)
+        return result
+
+    def set_config(self, **changes: Any) -> dict[str, Any]:
+        """Change run settings at runtime (e.g. duplicate_mode="replay", run_seconds=0.1)."""
+        result: dict[str, Any] = self._control("POST", "config", changes)
+        return result
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator's clock forward (runs finish, keys expire); returns its new now."""
+        return float(self._control("POST", "clock", {"advance": seconds})["now"])
 
     def reset(self) -> None:
-        self._http.post("/_emulator/reset")
+        self._control("POST", "reset")
+
+    # -- lifetime ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -58,13 +135,26 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if hasattr(self, "_http"):
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._http is not None:
             self._http.close()
+            self._http = None
 
     def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
+        self._stderr.close()
+
+
+def emulator_fixture(*args: str) -> Iterator[EmulatorProcess]:
+    """For a pytest fixture: ``yield from emulator_fixture("--run-seconds", "0.3")``."""
+    with EmulatorProcess(*args) as emu:
+        yield emu
