@@ -27,8 +27,12 @@ KEY_VERSION = 1
 KEY_PREFIX = f"br{KEY_VERSION}-"
 
 
+# One encoder for every call: building one per call cost more than the encoding itself.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def canonical_inputs(inputs: Iterable[Input]) -> list[list[str]]:

@@ -55,6 +55,8 @@ _OUTPUT_TYPE = pa.list_(
     pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])
 )
 _TS = pa.timestamp("ms", tz="UTC")
+_TIME_COLUMNS = ("created_at", "started_at", "completed_at")
+_JSON = json.JSONEncoder(ensure_ascii=False)
 _DOWNLOAD_TYPE = pa.list_(
     pa.struct(
         [("output_id", pa.string()), ("path", pa.string()), ("bytes", pa.int64()),
@@ -151,41 +153,72 @@ def _schema(names: Sequence[str], n_manifest: int) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _write_parquet(path: Path, recs: Iterable[dict[str, Any]], names: list[str], n: int) -> None:
-    schema = _schema(names, n)
-    ts_cols = ("created_at", "started_at", "completed_at")
-    with pq.ParquetWriter(path, schema) as writer:
-        for chunk in _batched(recs, 10_000):
-            columns = {name: [r[name] for r in chunk] for name in names}
-            for col in ts_cols:
-                columns[col] = [None if v is None else int(v * 1000) for v in columns[col]]
-            writer.write_table(pa.table(columns, schema=schema))
+class _Parquet:
+    """Buffers records and writes a row group every 10,000 rows."""
+
+    def __init__(self, path: Path, names: list[str], n_manifest: int) -> None:
+        self.names = names
+        self.schema = _schema(names, n_manifest)
+        self.writer = pq.ParquetWriter(path, self.schema)
+        self.buffer: list[dict[str, Any]] = []
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.buffer.append(rec)
+        if len(self.buffer) >= 10_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        columns = {name: [r[name] for r in self.buffer] for name in self.names}
+        for col in _TIME_COLUMNS:
+            columns[col] = [None if v is None else int(v * 1000) for v in columns[col]]
+        self.writer.write_table(pa.table(columns, schema=self.schema))
+        self.buffer = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class _Csv:
+    """Outputs and downloads as JSON text, timestamps as ISO 8601."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        self.fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(names)
+        self.names = names
+
+    def add(self, rec: dict[str, Any]) -> None:
+        flat = _flat(rec)
+        self.writer.writerow(["" if flat[n] is None else flat[n] for n in self.names])
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _Jsonl:
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def add(self, rec: dict[str, Any]) -> None:
+        out = dict(rec)
+        for col in _TIME_COLUMNS:
+            out[col] = _iso(rec[col])
+        self.fh.write(_JSON.encode(out) + "\n")
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def _flat(rec: dict[str, Any]) -> dict[str, Any]:
     out = dict(rec)
-    out["outputs"] = json.dumps(rec["outputs"], ensure_ascii=False)
-    out["downloads"] = json.dumps(rec["downloads"], ensure_ascii=False)
-    for col in ("created_at", "started_at", "completed_at"):
+    out["outputs"] = _JSON.encode(rec["outputs"])
+    out["downloads"] = _JSON.encode(rec["downloads"])
+    for col in _TIME_COLUMNS:
         out[col] = _iso(rec[col])
     return out
-
-
-def _write_csv(path: Path, recs: Iterable[dict[str, Any]], names: list[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=names)
-        writer.writeheader()
-        for rec in recs:
-            writer.writerow({k: "" if v is None else v for k, v in _flat(rec).items()})
-
-
-def _write_jsonl(path: Path, recs: Iterable[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for rec in recs:
-            out = dict(rec)
-            for col in ("created_at", "started_at", "completed_at"):
-                out[col] = _iso(rec[col])
-            fh.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
 def check_report_path(path: Path) -> None:
@@ -195,44 +228,45 @@ def check_report_path(path: Path) -> None:
         )
 
 
-def write_report(
-    path: Path, rows: Iterable[ReportRow], manifest_columns: Sequence[str]
+def write_reports(
+    paths: Sequence[Path], rows: Iterable[ReportRow], manifest_columns: Sequence[str]
 ) -> Counter[str]:
-    """Write one report atomically; returns the count of rows per status."""
-    check_report_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write every report in one pass over the journal, each atomically (a temporary file
+    beside it, renamed into place). Returns the count of rows per status."""
     names = output_columns(manifest_columns)
+    temps: list[tuple[Path, Path]] = []
+    outs: list[_Parquet | _Csv | _Jsonl] = []
     counts: Counter[str] = Counter()
-
-    def counted() -> Iterator[dict[str, Any]]:
+    try:
+        for path in paths:
+            check_report_path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append((Path(tmp_name), path))
+            suffix = path.suffix.lower()
+            if suffix == ".parquet":
+                outs.append(_Parquet(Path(tmp_name), names, len(manifest_columns)))
+            elif suffix == ".csv":
+                outs.append(_Csv(Path(tmp_name), names))
+            else:
+                outs.append(_Jsonl(Path(tmp_name)))
         for rec in records(rows, manifest_columns):
             counts[rec["status"]] += 1
-            yield rec
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            _write_parquet(tmp, counted(), names, len(manifest_columns))
-        elif suffix == ".csv":
-            _write_csv(tmp, counted(), names)
-        else:
-            _write_jsonl(tmp, counted())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+            for out in outs:
+                out.add(rec)
+        for out in outs:
+            out.close()
+        for tmp, path in temps:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
     return counts
 
 
-def _batched(items: Iterable[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def write_report(
+    path: Path, rows: Iterable[ReportRow], manifest_columns: Sequence[str]
+) -> Counter[str]:
+    return write_reports([path], rows, manifest_columns)

@@ -40,7 +40,7 @@ from .manifest import ManifestOptions, open_manifest
 from .models import State, Technique
 from .poller import Poller
 from .recovery import Recovery
-from .report import check_report_path, write_report
+from .report import check_report_path, write_reports
 from .submitter import Submitter
 
 UNSETTLED = ("unsubmitted", "in_doubt", "pending", "running")
@@ -243,10 +243,8 @@ def _outcome(
     name = opts.batch_name
     info = journal.batch(name)
     columns = info.columns if info else ()
-    counts: Counter[str] = Counter()
     paths = opts.report_paths()
-    for path in paths:
-        counts = write_report(path, journal.report_rows(name), columns)
+    counts = write_reports(paths, journal.report_rows(name), columns)
     extra = journal.stats(name)
     doubts = [
         (r.row_id, r.error_message or "no answer recorded")

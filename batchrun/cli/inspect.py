@@ -12,7 +12,7 @@ import click
 from ..errors import ConfigError
 from ..journal import Journal
 from ..models import State
-from ..report import check_report_path, write_report
+from ..report import check_report_path
 from .common import batch_option, state_dir_option
 
 
@@ -106,9 +106,8 @@ def report_cmd(state_dir: Path, batch: str | None, outs: tuple[Path, ...]) -> No
                 f"{len(names)} batches in {state_dir} ({', '.join(names)}); name one with --batch"
             )
         info = journal.batch(names[0])
+        columns = info.columns if info else ()
+        counts = write_reports(list(outs), journal.report_rows(names[0]), columns)
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         for out in outs:
-            counts = write_report(out, journal.report_rows(names[0]), info.columns if info else ())
-            total = sum(counts.values())
-            click.echo(
-                f"wrote {out}: {total} rows ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
-            )
+            click.echo(f"wrote {out}: {sum(counts.values())} rows ({summary})")
