@@ -12,7 +12,7 @@ import click
 from ..errors import ConfigError
 from ..journal import Journal
 from ..models import State
-from ..report import check_report_path
+from ..report import check_report_path, write_reports
 from .common import batch_option, state_dir_option
 
 
