@@ -81,6 +81,7 @@ class BatchInfo:
     columns: tuple[str, ...]
     created_at: float
     updated_at: float
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -206,7 +207,8 @@ class Journal:
 
     def batch(self, name: str) -> BatchInfo | None:
         row = self._db.execute(
-            "SELECT name, manifest, columns, created_at, updated_at FROM batches WHERE name = ?",
+            "SELECT name, manifest, columns, created_at, updated_at, fingerprint FROM batches "
+            "WHERE name = ?",
             (name,),
         ).fetchone()
         return (
@@ -235,6 +237,7 @@ class Journal:
         columns: Sequence[str],
         items: Iterable[Job | RowProblem],
         accept_problems: bool,
+        fingerprint: str | None = None,
     ) -> tuple[SyncStats, bool]:
         """Load the manifest in one transaction. Rows new to the journal start pending; rows whose
         request changed are archived to history and start again; others keep their state.
@@ -245,10 +248,10 @@ class Journal:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "manifest = excluded.manifest, columns = excluded.columns, "
-                "updated_at = excluded.updated_at",
-                (batch, manifest, canonical_json(list(columns)), now, now),
+                "updated_at = excluded.updated_at, fingerprint = excluded.fingerprint",
+                (batch, manifest, canonical_json(list(columns)), now, now, fingerprint),
             )
             # Rows not seen in this load have left the manifest; the temp table keeps that
             # bookkeeping out of the rows themselves, so unchanged rows are never rewritten.

@@ -88,6 +88,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        3,
+        "fingerprint of the manifest a batch was last loaded from",
+        "ALTER TABLE batches ADD COLUMN fingerprint TEXT",
+    ),
 ]
 
 
