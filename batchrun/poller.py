@@ -59,6 +59,7 @@ class Poller:
         self._list_works: dict[str, bool] = {}
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
         self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
+        self._told = batch.mono()
 
     async def run(self) -> None:
         b = self.b
@@ -78,8 +79,20 @@ class Poller:
                 b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
             if not flights and not self.finished_sending():
                 delay = min(delay, 0.25)
+            self._tell_waiting(flights)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(b.stop.event.wait(), delay)
+
+    def _tell_waiting(self, flights: Sequence[InFlight]) -> None:
+        """Once everything is sent, the wait for the last runs is said, not silent."""
+        now = self.b.mono()
+        if not flights or not self.finished_sending() or now - self._told < 30:
+            return
+        self._told = now
+        sent = [f.sent_at for f in flights if f.sent_at]
+        oldest = f", oldest sent {self.b.wall() - min(sent):.0f}s ago" if sent else ""
+        self.b.emit(Event("waiting", {"reason": f"waiting for the last {len(flights)} runs{oldest}",
+                                      "seconds": None}))  # fmt: skip
 
     # -- status ----------------------------------------------------------------------------
 
