@@ -128,7 +128,9 @@ def memory(tmp: Path) -> Row:
                "--dry-run", "--state-dir", str(tmp / "none"), "--base-url", "http://127.0.0.1:9"]  # fmt: skip
         rss.append(measure(cmd, {"FLORA_API_KEY": ""}).max_rss_kb / 1024)
     # The careful user's script loads the manifest whole; its peak is the comparison.
-    base = measure([sys.executable, "-c", f"import csv; rows = list(csv.DictReader(open({str(big)!r})))"])
+    base = measure(
+        [sys.executable, "-c", f"import csv; rows = list(csv.DictReader(open({str(big)!r})))"]
+    )
     ratio = rss[1] / rss[0]
     return Row(f"peak RSS of --dry-run, {BIG:,} rows (MB; {BIG // 10:,} rows: {rss[0]:.0f} MB, "
                f"growth x{ratio:.2f})", "MB", rss[1], base.max_rss_kb / 1024,
@@ -150,8 +152,14 @@ def resume(tmp: Path) -> Row:
 
 def journal(tmp: Path) -> Row:
     rate = journal_changes_per_second(tmp / "journal-state", RESUME)
-    return Row(f"journal state changes per second ({RESUME:,} rows)", "/s", rate, None,
-               "> 20,000", rate > 20_000)
+    return Row(
+        f"journal state changes per second ({RESUME:,} rows)",
+        "/s",
+        rate,
+        None,
+        "> 20,000",
+        rate > 20_000,
+    )
 
 
 def main() -> int:

@@ -25,7 +25,9 @@ async def main(manifest: str, technique: str, base_url: str, out: str, concurren
 
         async def one(i: int, row: dict[str, str]) -> None:
             async with gate:
-                inputs = [{"id": k, "type": "text", "value": v} for k, v in row.items() if k != "id" and v]
+                inputs = [
+                    {"id": k, "type": "text", "value": v} for k, v in row.items() if k != "id" and v
+                ]
                 key = f"baseline-{row['id']}"
                 r = await client.post(f"{base_url}/techniques/{technique}/runs",
                                       json={"inputs": inputs, "mode": "async", "idempotency_key": key},

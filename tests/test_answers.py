@@ -31,7 +31,9 @@ def lose_answers(tmp: Path, emu: EmulatorThread, manifest: Path, rows: list[int]
     """Leave rows as a killed process would: announced as sent, the server holding their runs,
     no answer recorded."""
     jobs = [j for j in open_manifest(ManifestOptions(manifest, "tech_text2img")).rows()]
-    journal = Journal.open(tmp / "state", clock=(lambda: clock) if clock else __import__("time").time)
+    journal = Journal.open(
+        tmp / "state", clock=(lambda: clock) if clock else __import__("time").time
+    )
     journal.sync_manifest(manifest.stem, str(manifest), ["id", "prompt"], jobs, False)
     keys = []
     with httpx.Client() as http:
@@ -42,7 +44,11 @@ def lose_answers(tmp: Path, emu: EmulatorThread, manifest: Path, rows: list[int]
             body = request_body(job.inputs, key)
             journal.mark_sending(manifest.stem, [(job.row_id, key, body)])
             # An altered row's key was used by another request (another tool, an old journal).
-            sent = request_body(job.inputs, key, "https://elsewhere.example/hook") if i in altered else body
+            sent = (
+                request_body(job.inputs, key, "https://elsewhere.example/hook")
+                if i in altered
+                else body
+            )
             r = http.post(f"{emu.base_url}/techniques/tech_text2img/runs", content=sent,
                           headers={"Authorization": "Bearer x", "Idempotency-Key": key})  # fmt: skip
             assert r.status_code == 201
@@ -117,7 +123,9 @@ async def test_late_costs_are_bounded_and_reported_unknown(tmp_path: Path) -> No
 
     manifest = write_csv(tmp_path / "b.csv", prompts(3))
     with EmulatorThread(EmulatorConfig(run_seconds=0.1, late_cost_seconds=3600)) as emu:
-        outcome = await run_batch_async(options(tmp_path, emu, manifest, tuning=Tuning(cost_wait=1.0)))
+        outcome = await run_batch_async(
+            options(tmp_path, emu, manifest, tuning=Tuning(cost_wait=1.0))
+        )
     assert outcome.exit_code == 0 and outcome.costs_unknown == 3
     df = pd.read_parquet(tmp_path / "r.parquet")
     assert set(df["cost_status"]) == {"unknown"} and df["charged_cost"].isna().all()

@@ -19,7 +19,9 @@ async def test_create_accepts_200_and_201_and_sends_key_in_both_places() -> None
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         status = 201 if len(seen) == 1 else 200
-        return httpx.Response(status, json={"run_id": "run_1", "status": "pending", "created_at": 5})
+        return httpx.Response(
+            status, json={"run_id": "run_1", "status": "pending", "created_at": 5}
+        )
 
     async with client_for(handler) as c:
         body = b'{"inputs":[],"mode":"async","idempotency_key":"k1"}'
@@ -98,12 +100,19 @@ def test_key_never_travels_to_another_origin() -> None:
 
 def test_run_parsing_survives_both_readings() -> None:
     run = parse_run(
-        {"runId": "r1", "status": "completed", "created_at": 1_700_000_000_000, "charged_cost": "0.5"}
+        {
+            "runId": "r1",
+            "status": "completed",
+            "created_at": 1_700_000_000_000,
+            "charged_cost": "0.5",
+        }
     )
     assert run.run_id == "r1" and run.created_at == 1_700_000_000.0 and run.charged_cost == 0.5
     run = parse_run({"run_id": "r2", "status": "failed", "created_at": 1_700_000_000.25})
     assert run.created_at == 1_700_000_000.25 and run.finished
-    listed = parse_run({"technique_run_id": "r3", "status": "running", "technique": {"technique_id": "t"}})
+    listed = parse_run(
+        {"technique_run_id": "r3", "status": "running", "technique": {"technique_id": "t"}}
+    )
     assert listed.run_id == "r3" and listed.technique_id == "t"
 
 
@@ -122,7 +131,11 @@ async def test_list_pages_and_technique() -> None:
         return httpx.Response(
             200,
             content=json.dumps(
-                {"technique_id": "t", "inputs": [{"id": "prompt", "type": "text"}], "run_cost": 0.04}
+                {
+                    "technique_id": "t",
+                    "inputs": [{"id": "prompt", "type": "text"}],
+                    "run_cost": 0.04,
+                }
             ),
         )
 

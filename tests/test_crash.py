@@ -63,6 +63,8 @@ def test_sigkill_at_random_moments_never_pays_twice(tmp_path: Path) -> None:
         # Every run the server made belongs to exactly one row of the report.
         assert len(set(settled["run_id"])) == len(settled)
         assert len(settled) + len(doubtful) == len(ledger["runs"])
-        assert df[df["status"] == "failed"]["id"].tolist() == [
-            f"row-{i:05d}" for i in range(0, rows, 37)
-        ] or final.returncode == 3
+        assert (
+            df[df["status"] == "failed"]["id"].tolist()
+            == [f"row-{i:05d}" for i in range(0, rows, 37)]
+            or final.returncode == 3
+        )

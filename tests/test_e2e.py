@@ -23,7 +23,9 @@ def run_args(emu: EmulatorProcess, manifest: Path, tmp: Path, *extra: str) -> li
     ]  # fmt: skip
 
 
-def test_200_rows_complete_and_a_rerun_sends_nothing(emulator: EmulatorProcess, tmp_path: Path) -> None:
+def test_200_rows_complete_and_a_rerun_sends_nothing(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
     manifest = write_csv(tmp_path / "batch.csv", prompts(200))
     args = run_args(emulator, manifest, tmp_path)
     first = run_cli(*args)

@@ -92,7 +92,9 @@ def test_transitions_and_queries(tmp_path: Path) -> None:
         assert t.idem_key == "k0" and t.body == b"body0" and t.first_sent_at
         j.record_runs("b", [("r0", Run("run_0", "running", created_at=10.0))])
         assert [f.run_id for f in j.in_flight("b")] == ["run_0"]
-        j.record_runs("b", [("r0", Run("run_0", "completed", outputs=(Output("o", "text", "hi"),)))])
+        j.record_runs(
+            "b", [("r0", Run("run_0", "completed", outputs=(Output("o", "text", "hi"),)))]
+        )
         assert [f.run_id for f in j.cost_unsettled("b")] == ["run_0"]
         j.record_runs("b", [("r0", Run("run_0", "completed", charged_cost=0.25))])
         assert j.cost_unsettled("b") == []

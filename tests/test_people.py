@@ -71,7 +71,10 @@ def test_dry_run_plans_without_sending(emulator: EmulatorProcess, tmp_path: Path
     result = run_cli("plan", str(manifest), "-t", "tech_text2img", "--skip-invalid",
                      "--base-url", emulator.base_url, "--state-dir", str(tmp_path / "state"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "already done            9" in result.stdout and "to send                 0" in result.stdout
+    assert (
+        "already done            9" in result.stdout
+        and "to send                 0" in result.stdout
+    )
 
     bad = write_csv(tmp_path / "c.csv", [{"id": "x", "prompt": "p", "colour": "red"}])
     result = run_cli(*base(emulator, bad, tmp_path, "-t", "tech_text2img", "--dry-run"))
@@ -161,5 +164,5 @@ def test_readme_documents_every_run_option() -> None:
     assert documented == actual
     for code in range(5):
         assert re.search(rf"^\| {code} \|", readme, re.M), f"exit code {code} undocumented"
-    for name in ("make install", "make demo", "make test", "crontab", "in_doubt"):
-        assert name in readme or name == "crontab" and "cron" in readme
+    for name in ("make install", "make demo", "make test", "cron", "in_doubt"):
+        assert name in readme
