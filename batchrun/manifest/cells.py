@@ -1,53 +1,94 @@
-"""Cell values as the text a person sees in the spreadsheet."""
+"""Cell values as text: what a person sees in the cell, and nothing lossy beyond that.
+
+Rules (every format): missing, null, NaN and the empty string are ``None``; integers as written;
+floats in the shortest form that reads back as the same number, without a trailing ``.0``
+(3.0 -> "3", 0.1 -> "0.1"); dates ``YYYY-MM-DD``; times ``HH:MM:SS``; datetimes
+``YYYY-MM-DD HH:MM:SS`` (fractional seconds and a UTC offset only when the value has them).
+Booleans are ``true``/``false`` except in spreadsheets, where a person sees ``TRUE``/``FALSE``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 
-def cell_text(value: Any, number_format: str | None = None) -> str | None:
-    """None for an empty cell; otherwise the text a person reads in it."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return _percent(value, number_format) or str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return _percent(value, number_format) or number_text(value)
-    if isinstance(value, Decimal):
-        return number_text(float(value))
-    if isinstance(value, dt.datetime):
-        if value.time() == dt.time(0) and value.tzinfo is None:
-            return value.date().isoformat()
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dt.time):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, dt.timedelta):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
 def number_text(value: float) -> str:
-    """3.0 -> "3", 0.1 -> "0.1": the shortest text that reads back as the same number."""
     if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return repr(value)
 
 
-def _percent(value: float, number_format: str | None) -> str | None:
-    if not number_format or not number_format.endswith("%"):
+def cell_text(value: Any) -> str | None:
+    """Text of a value from a typed source (Parquet, JSON)."""
+    if value is None:
         return None
-    decimals = number_format.split(".")[1].count("0") if "." in number_format else 0
-    return f"{value * 100:.{decimals}f}%"
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else number_text(value)
+    if isinstance(value, Decimal):
+        return None if value.is_nan() else format(value, "f")
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace") or None
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def spreadsheet_text(value: Any, number_format: str | None) -> str | None:
+    """Text of an XLSX cell, honouring the number formats that change what a person reads:
+    percentages and date-only or time-only formats on date values."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float) and number_format:
+        decimals = _percent_decimals(number_format)
+        if decimals is not None:
+            return f"{value * 100:.{decimals}f}%"
+    if isinstance(value, dt.datetime):
+        kind = _date_kind(number_format)
+        if kind == "date" or (kind is None and value.time() == dt.time(0)):
+            return value.date().isoformat()
+        if kind == "time":
+            return value.time().isoformat(timespec="seconds")
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.time):
+        return value.isoformat(timespec="seconds")
+    return cell_text(value)
+
+
+_PERCENT = re.compile(r"[#,0]*0(?:\.(0+))?%")
+
+
+@lru_cache(maxsize=256)
+def _percent_decimals(number_format: str) -> int | None:
+    match = _PERCENT.fullmatch(number_format.strip())
+    if match is None:
+        return None
+    return len(match.group(1) or "")
+
+
+@lru_cache(maxsize=256)
+def _date_kind(number_format: str | None) -> str | None:
+    """'date', 'time', 'datetime', or None when the format says nothing about dates."""
+    if not number_format or number_format == "General":
+        return None
+    from openpyxl.styles.numbers import is_datetime
+
+    kind: str | None = is_datetime(number_format)
+    return kind

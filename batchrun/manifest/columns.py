@@ -1,106 +1,173 @@
-"""What each manifest column is: the row id, the technique, an input (with its type), a column
-only copied to the report, or one to ignore."""
+"""What each header column is for: the row id, the technique, an input (with its type), the
+API's own inputs list (JSONL), a column only copied to the report, or one to drop."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import ManifestError
 from ..models import INPUT_TYPES
+from .options import ManifestOptions
 
 TECHNIQUE_COLUMN = "technique_id"
+NATIVE_COLUMN = "inputs"  # JSONL only: [{id, type, value}, ...] as the API takes it
 
 
 @dataclass(frozen=True, slots=True)
 class InputColumn:
-    position: int  # index into the row's cells
-    name: str  # header text
+    position: int
+    name: str  # the column as the user knows it (header text without the type annotation)
     input_id: str
     type: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Layout:
-    """Roles of a header's columns. ``report`` lists the positions kept for the report."""
-
-    header: tuple[str, ...]
-    report: tuple[int, ...]
+    width: int  # header cells up to the last named one
+    report: tuple[int, ...]  # positions kept for the report, in file order
+    names: tuple[str, ...]  # their header texts
     id_pos: int | None
     technique_pos: int | None
+    native_pos: int | None
     inputs: tuple[InputColumn, ...]
-
-    @property
-    def report_names(self) -> tuple[str, ...]:
-        return tuple(self.header[i] for i in self.report)
+    unnamed: tuple[int, ...]  # blank header cells between named ones: their cells must be empty
 
 
-def layout(
-    path: Path,
-    header: Sequence[str],
-    id_column: str,
-    input_map: Mapping[str, tuple[str, str | None]],
-    pass_through: frozenset[str],
-    ignore: frozenset[str],
-    skip: frozenset[int] = frozenset(),
+def build_layout(
+    header: Sequence[str], line: int, options: ManifestOptions, jsonl: bool = False
 ) -> Layout:
-    """``skip``: positions with an empty header and no data (spreadsheet padding)."""
+    where = f"{options.path}:{line}"
+    width = len(header)
+    while width and not header[width - 1].strip():
+        width -= 1  # spreadsheets pad the header with blank cells; they are not columns
     seen: dict[str, int] = {}
-    for pos, name in enumerate(header):
-        if pos in skip:
-            continue
+    unnamed = []
+    for pos, name in enumerate(header[:width]):
         if not name.strip():
-            raise ManifestError(f"{path}:1: column {pos + 1} has data but no header name")
-        if name in seen:
+            unnamed.append(pos)
+        elif name in seen:
             raise ManifestError(
-                f"{path}:1: column '{name}' appears twice (columns {seen[name] + 1} and {pos + 1})"
+                f"{where}: column '{name}' appears twice (columns {seen[name] + 1} and {pos + 1})"
             )
-        seen[name] = pos
-    bare = {name.split(":", 1)[0]: name for name in seen}
-    for option, names in (("--pass-through", pass_through), ("--ignore", ignore),
-                          ("--input", frozenset(input_map))):  # fmt: skip
-        for name in names:
-            if name not in seen and name not in bare:
-                known = ", ".join(seen) or "none"
-                raise ManifestError(f"{path}: {option} names column '{name}', which the manifest "
-                                    f"does not have (columns: {known})")  # fmt: skip
+        else:
+            seen[name] = pos
+    if not seen:
+        raise ManifestError(f"{where}: the header row has no column names")
 
-    def resolve(names: frozenset[str]) -> set[str]:
-        return {n if n in seen else bare[n] for n in names}
+    resolve = _Resolver(where, seen)
+    ignored = resolve.all("--ignore", options.ignore)
+    passed = resolve.all("--pass-through", options.pass_through)
+    mapped = {resolve.one("--input", k): v for k, v in options.input_map.items()}
+    for a, b, names in (("--ignore", "--pass-through", ignored & passed),
+                        ("--ignore", "--input", ignored & set(mapped)),
+                        ("--pass-through", "--input", passed & set(mapped))):  # fmt: skip
+        if names:
+            raise ManifestError(f"{where}: column '{min(names)}' is given to both {a} and {b}")
 
-    ignored, passed = resolve(ignore), resolve(pass_through)
-    mapped = {(k if k in seen else bare[k]): v for k, v in input_map.items()}
-    inputs, report = [], []
+    id_pos = seen.get(options.id_column)
+    if id_pos is None and options.id_column != "id":
+        raise ManifestError(
+            f"{where}: --id-column '{options.id_column}' is not a column "
+            f"(columns: {', '.join(seen)})"
+        )
+    native = NATIVE_COLUMN if jsonl else None
+    if native in mapped:
+        raise ManifestError(
+            f"{where}: '{native}' holds the API's inputs list; it cannot be --input"
+        )
+    roles = {options.id_column, TECHNIQUE_COLUMN, native} | passed
+    inputs = []
     for name, pos in seen.items():
         if name in ignored:
             continue
-        report.append(pos)
-        if name in (id_column, TECHNIQUE_COLUMN) or name in passed:
-            continue
-        base, sep, declared = name.partition(":")
         if name in mapped:
-            input_id, type_ = mapped[name]
-            type_ = type_ or (declared if declared in INPUT_TYPES else "text")
-        elif sep:
-            if declared not in INPUT_TYPES:
-                raise ManifestError(
-                    f"{path}:1: column '{name}' declares type '{declared}'; input types are "
-                    f"{', '.join(INPUT_TYPES)} (or use --input / --pass-through for this column)"
-                )
-            input_id, type_ = base, declared
-        else:
-            input_id, type_ = name, "text"
-        inputs.append(InputColumn(pos, name, input_id, type_))
-    ids = [c.input_id for c in inputs]
-    for i in set(ids):
-        if ids.count(i) > 1:
-            cols = ", ".join(c.name for c in inputs if c.input_id == i)
-            raise ManifestError(f"{path}:1: columns {cols} all feed input '{i}'")
+            inputs.append(_mapped(where, pos, name, *mapped[name]))
+        elif name not in roles:
+            inputs.append(_annotated(where, pos, name))
+    _check_distinct(where, inputs)
+    kept = {n: p for n, p in seen.items() if n not in ignored}
+    if not inputs and native not in kept:
+        raise ManifestError(
+            f"{where}: no input columns (every column is the id, technique_id, "
+            "--pass-through or --ignore)"
+        )
+    if TECHNIQUE_COLUMN not in kept and not (options.technique or "").strip():
+        raise ManifestError(f"{where}: no technique: pass --technique or add a technique_id column")
     return Layout(
-        header=tuple(header),
-        report=tuple(sorted(report)),
-        id_pos=seen.get(id_column) if id_column not in ignored else None,
-        technique_pos=seen.get(TECHNIQUE_COLUMN) if TECHNIQUE_COLUMN not in ignored else None,
+        width=width,
+        report=tuple(kept.values()),
+        names=tuple(kept),
+        id_pos=kept.get(options.id_column),
+        technique_pos=kept.get(TECHNIQUE_COLUMN),
+        native_pos=kept.get(native) if native else None,
         inputs=tuple(inputs),
+        unnamed=tuple(unnamed),
     )
+
+
+def _annotated(where: str, pos: int, name: str) -> InputColumn:
+    base, sep, declared = name.rpartition(":")
+    if not sep:
+        return InputColumn(pos, name, name.strip(), "text")
+    if declared.strip() not in INPUT_TYPES or not base.strip():
+        raise ManifestError(
+            f"{where}: column '{name}' does not declare an input type (name:TYPE, TYPE one of "
+            f"{', '.join(INPUT_TYPES)}); rename it, or use --input or --pass-through for it"
+        )
+    return InputColumn(pos, base.strip(), base.strip(), declared.strip())
+
+
+def _mapped(where: str, pos: int, name: str, input_id: str, type_: str | None) -> InputColumn:
+    base, sep, declared = name.rpartition(":")
+    declared = declared.strip()
+    annotated = bool(sep) and declared in INPUT_TYPES
+    chosen = type_ or (declared if annotated else "text")
+    if chosen not in INPUT_TYPES:
+        raise ManifestError(
+            f"{where}: --input for column '{name}': type '{chosen}' is not one of "
+            f"{', '.join(INPUT_TYPES)}"
+        )
+    if not input_id.strip():
+        raise ManifestError(f"{where}: --input for column '{name}' names no input id")
+    return InputColumn(pos, base.strip() if annotated else name, input_id.strip(), chosen)
+
+
+def _check_distinct(where: str, inputs: Iterable[InputColumn]) -> None:
+    first: dict[str, InputColumn] = {}
+    for col in inputs:
+        if col.input_id in first:
+            raise ManifestError(
+                f"{where}: columns '{first[col.input_id].name}' and '{col.name}' both feed "
+                f"input '{col.input_id}'; use --input, --pass-through or --ignore for one"
+            )
+        first[col.input_id] = col
+
+
+class _Resolver:
+    """Options name a column by its full header text or by its bare name (before ``:TYPE``)."""
+
+    def __init__(self, where: str, seen: dict[str, int]) -> None:
+        self.where, self.seen = where, seen
+        self.bare: dict[str, list[str]] = {}
+        for name in seen:
+            self.bare.setdefault(name.rpartition(":")[0] or name, []).append(name)
+
+    def one(self, option: str, name: str) -> str:
+        if name in self.seen:
+            return name
+        matches = self.bare.get(name, [])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ManifestError(
+                f"{self.where}: {option} '{name}' matches several columns "
+                f"({', '.join(matches)}); give the full header text"
+            )
+        raise ManifestError(
+            f"{self.where}: {option} names column '{name}', which the manifest does not have "
+            f"(columns: {', '.join(self.seen)})"
+        )
+
+    def all(self, option: str, names: Iterable[str]) -> set[str]:
+        return {self.one(option, n) for n in names}
