@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .models import Output, Run, Technique, TechniqueInput
 
 DEFAULT_BASE_URL = "https://app.flora.ai/api/v1"
 USER_AGENT = "batchrun/0.1"
+_PER_POOL = 8
 _MS_THRESHOLD = 1e11  # epoch seconds stay below this until the year 5138; milliseconds do not
 
 
@@ -206,16 +208,23 @@ class FloraClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         auth = OriginBearerAuth(api_key, self.base_url) if api_key else None
-        self._http = httpx.AsyncClient(
-            auth=auth,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
-            transport=transport,
-        )
+        # httpcore's pool does bookkeeping over all its connections on every request, so one
+        # pool of 60 costs about twice the CPU per request of several pools of 8 (measured).
+        shards = max(1, math.ceil(max_connections / _PER_POOL)) if transport is None else 1
+        per_pool = math.ceil(max_connections / shards)
+        self._pools = [
+            httpx.AsyncClient(
+                auth=auth,
+                timeout=httpx.Timeout(timeout, connect=10.0),
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                follow_redirects=False,
+                transport=transport,
+            )
+            for _ in range(shards)
+        ]
+        self._http = self._pools[0]
+        self._turn = 0
 
     async def __aenter__(self) -> FloraClient:
         return self
@@ -224,14 +233,16 @@ class FloraClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     def _url(self, *parts: str) -> str:
         return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            response = await self._http.send(request)
+            self._turn = (self._turn + 1) % len(self._pools)
+            response = await self._pools[self._turn].send(request)
         except httpx.TransportError as exc:
             # The message names the exception type only: URLs could carry secrets one day.
             raise TransportError(f"{type(exc).__name__} talking to {request.url.host}") from None
