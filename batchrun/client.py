@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import ssl
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -212,6 +213,7 @@ class FloraClient:
         # pool of 60 costs about twice the CPU per request of several pools of 8 (measured).
         shards = max(1, math.ceil(max_connections / _PER_POOL)) if transport is None else 1
         per_pool = math.ceil(max_connections / shards)
+        tls = ssl.create_default_context()  # one for all pools: each costs milliseconds to build
         self._pools = [
             httpx.AsyncClient(
                 auth=auth,
@@ -220,6 +222,7 @@ class FloraClient:
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 follow_redirects=False,
                 transport=transport,
+                verify=tls,
             )
             for _ in range(shards)
         ]
