@@ -141,3 +141,33 @@ async def test_timestamps_in_ms_and_camel_case_ids(tmp_path: Path) -> None:
     assert outcome.exit_code == 0
     df = pd.read_parquet(tmp_path / "r.parquet")
     assert (df["created_at"].dt.year >= 2025).all() and df["run_id"].str.startswith("run_").all()
+
+
+async def test_a_refused_key_mid_batch_stops_at_once(tmp_path: Path) -> None:
+    """A server without the technique endpoint lets the run start; the first 401 ends it."""
+    import json as _json
+
+    from batchrun.errors import ConfigError
+
+    creates = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal creates
+        if request.method == "POST":
+            creates += 1
+            body = {"error": {"code": "invalid_api_key", "message": "The API key is not valid."}}
+            return httpx.Response(401, headers={"request-id": "req_1"}, content=_json.dumps(body))
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+    manifest = write_csv(tmp_path / "b.csv", prompts(20))
+    opts = RunOptions(
+        manifest=manifest, technique="t", state_dir=tmp_path / "state", api_key=API_KEY,
+        base_url="https://api.example.com/api/v1", concurrency=1,
+        reports=[tmp_path / "r.parquet"], transport=httpx.MockTransport(handler),
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        await run_batch_async(opts)
+    assert "refused the API key" in str(info.value) and API_KEY not in str(info.value)
+    assert creates == 1
+    with Journal.open(tmp_path / "state") as journal:
+        assert journal.counts("b") == {"pending": 20}  # nothing was sent, all resumable

@@ -33,12 +33,13 @@ def wait_for_creates(emu: EmulatorProcess, n: int, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_sigint_stops_cleanly_and_the_rerun_finishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_cleanly_and_the_rerun_finishes(tmp_path: Path, sig: signal.Signals) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(40))
     with EmulatorProcess("--run-seconds", "1.0") as emu:
         proc = start(args(emu, manifest, tmp_path, "-c", "4"))
         wait_for_creates(emu, 2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 3, err
         assert "rerun the same command" in out + err
