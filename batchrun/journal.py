@@ -382,35 +382,25 @@ class Journal:
 
     def retry_failed(self, batch: str) -> int:
         """Failed rows of the manifest start again with the next attempt number (a new key)."""
-        with self._tx(durable=True) as db:
-            ids = [
-                r
-                for (r,) in db.execute(
-                    "SELECT row_id FROM rows WHERE batch = ? AND state = ? AND idx IS NOT NULL",
-                    (batch, State.FAILED.value),
-                )
-            ]
-            for row_id in ids:
-                self._archive(batch, row_id, "--retry-failed")
-                db.execute(
-                    f"UPDATE rows SET state = ?, attempt = attempt + 1, {_RUN_FIELDS}, "
-                    "updated_at = ? WHERE batch = ? AND row_id = ?",
-                    (State.PENDING.value, self.clock(), batch, row_id),
-                )
-        return len(ids)
+        return self._next_attempt(batch, State.FAILED, "--retry-failed")
 
     def resend_in_doubt(self, batch: str) -> int:
         """The user's explicit override: in-doubt rows are sent again under a new key."""
+        return self._next_attempt(batch, State.IN_DOUBT, "--resend-in-doubt")
+
+    def _next_attempt(self, batch: str, state: State, reason: str) -> int:
+        """Rows in ``state`` go back to pending under attempt + 1; the old one goes to history.
+        Durable: the attempt number is part of the key, and must not roll back on power loss."""
         with self._tx(durable=True) as db:
             ids = [
                 r
                 for (r,) in db.execute(
                     "SELECT row_id FROM rows WHERE batch = ? AND state = ? AND idx IS NOT NULL",
-                    (batch, State.IN_DOUBT.value),
+                    (batch, state.value),
                 )
             ]
             for row_id in ids:
-                self._archive(batch, row_id, "--resend-in-doubt")
+                self._archive(batch, row_id, reason)
                 db.execute(
                     f"UPDATE rows SET state = ?, attempt = attempt + 1, {_RUN_FIELDS}, "
                     "updated_at = ? WHERE batch = ? AND row_id = ?",
