@@ -8,6 +8,7 @@ from pathlib import Path
 from batchrun.journal import Journal
 from batchrun.manifest import ManifestOptions, open_manifest
 from batchrun.models import Job, Run
+from batchrun.runner import RunOptions, manifest_fingerprint
 
 GROUP = 50  # rows per commit, as the submitter and poller group them
 
@@ -38,10 +39,13 @@ def journal_changes_per_second(state: Path, n: int) -> float:
 
 
 def seed_finished_batch(state: Path, manifest: Path, technique: str) -> None:
-    """A batch whose every row completed, as a real run would have left it."""
+    """A batch whose every row completed, as a real run of the same command would have left it
+    (fingerprint of the loaded manifest included)."""
     m = open_manifest(ManifestOptions(manifest, technique))
+    fingerprint = manifest_fingerprint(RunOptions(manifest=manifest, technique=technique))
     with Journal.open(state) as j:
-        j.sync_manifest(manifest.stem, str(manifest.resolve()), m.columns, m.rows(), False)
+        j.sync_manifest(manifest.stem, str(manifest.resolve()), m.columns, m.rows(), False,
+                        fingerprint=fingerprint)  # fmt: skip
         rows = [r.row_id for r in j.report_rows(manifest.stem)]
         for i in range(0, len(rows), 5000):
             part = rows[i : i + 5000]
