@@ -40,7 +40,7 @@ class Pacer:
         self._idle = 0 if found else self._idle + 1
         if self.duration is None:
             return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
-        step = min(self.hi, max(self.lo, self.duration / 8))
+        step = min(self.hi, max(self.lo, self.duration / 10))
         due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
         wait = (min(due) - now) if due else step
         # Not before a run is due, but once some are overdue, every `step`.
@@ -118,7 +118,10 @@ class Poller:
         cap = 2 + 2 * (len(wanted) // _PAGE + 1)
         for _ in range(cap):
             try:
-                page = await self._call(self.b.client.list_runs, technique, cursor, _PAGE)
+                # Our runs are the newest: a page a little larger than what we wait for covers
+                # them, and costs the server less to build than a full one.
+                limit = min(_PAGE, len(wanted) + 10) if cursor is None else _PAGE
+                page = await self._call(self.b.client.list_runs, technique, cursor, limit)
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
