@@ -156,12 +156,35 @@ def _retry_after(headers: httpx.Headers, now: float) -> float | None:
         return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - now)
 
 
+_RUN_ID_KEYS = ("run_id", "runId", "technique_run_id")
+
+
+def _named_run(body: Any) -> str | None:
+    """A run id an error answer carries, wherever a server may have put it."""
+    if not isinstance(body, dict):
+        return None
+    found = body.get("error")
+    err: dict[str, Any] = found if isinstance(found, dict) else {}
+    places: list[tuple[Any, tuple[str, ...]]] = [
+        (p, _RUN_ID_KEYS) for p in (body, err, err.get("details"), err.get("data"))
+    ]
+    places += [(p, (*_RUN_ID_KEYS, "id")) for p in (body.get("run"), err.get("run"))]
+    for place, keys in places:
+        if isinstance(place, dict):
+            for key in keys:
+                value = place.get(key)
+                if isinstance(value, str) and value:
+                    return value
+    return None
+
+
 def api_error(response: httpx.Response) -> ApiError:
     code, message, fields = f"http_{response.status_code}", response.reason_phrase, []
     try:
-        err = response.json().get("error")
+        body = response.json()
+        err = body.get("error")
     except (ValueError, AttributeError):
-        err = None
+        body = err = None
     if isinstance(err, dict):
         code = str(err.get("code") or code)
         message = str(err.get("message") or message)
@@ -179,6 +202,7 @@ def api_error(response: httpx.Response) -> ApiError:
         fields=fields,
         retry_after=_retry_after(response.headers, time.time()),
         should_retry=None if should is None else should.strip().lower() == "true",
+        run_id=_named_run(body),
     )
 
 

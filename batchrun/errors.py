@@ -48,8 +48,10 @@ class ApiError(Exception):
         fields: list[dict[str, str]] | None = None,
         retry_after: float | None = None,
         should_retry: bool | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.status = status
+        self.run_id = run_id  # a run the answer names, e.g. the one a duplicate key holds
         self.code = code
         self.message = message
         self.request_id = request_id

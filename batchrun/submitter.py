@@ -27,6 +27,14 @@ _MAX_GROUP = 200
 _GATHER = 0.003
 
 
+def _duplicate(exc: ApiError) -> bool:
+    """The server holds a run under this key. A 409 of another name, or a success without a
+    run id, is read the same way: never a reason to send again."""
+    return exc.code in ("idempotency_duplicate", "invalid_response") or (
+        exc.status == 409 and exc.code != "idempotency_conflict"
+    )
+
+
 class Submitter:
     def __init__(self, batch: Batch, allowance: Callable[[], int] | None = None) -> None:
         self.b = batch
@@ -171,6 +179,8 @@ class Submitter:
                         task.technique_id, task.body or b"", task.idem_key or ""
                     )
         except ApiError as exc:
+            if _duplicate(exc) and exc.run_id and await self._adopt_named(task, exc.run_id):
+                return
             self._refused(task, rnd, exc)
         except TransportError as exc:
             self._unconfirmed(task, rnd, str(exc))
@@ -194,10 +204,10 @@ class Submitter:
                 )
             )
 
-    def _adopt(self, task: RowTask, created: Created, sent_at: float) -> None:
+    def _adopt(self, task: RowTask, created: Created, sent_at: float | None) -> None:
         b, run = self.b, created.run
         b.journal.record_runs(b.name, [(task.row_id, run)])
-        if run.created_at is not None:
+        if run.created_at is not None and sent_at is not None and not created.replayed:
             b.clock_offsets.append(run.created_at - sent_at)
             del b.clock_offsets[:-50]
         b.meter.success()
@@ -207,6 +217,18 @@ class Submitter:
             b.meter.release()
             b.emit(Event("finished", {"row_id": task.row_id, "status": run.status,
                                       "cost": run.charged_cost}))  # fmt: skip
+
+    async def _adopt_named(self, task: RowTask, run_id: str) -> bool:
+        """The duplicate answer named the run it holds: fetch that run and take it."""
+        b = self.b
+        try:
+            async for attempt in retrying(3, give_up=lambda: b.stop.stopping):
+                with attempt:
+                    run = await b.client.get_run(task.technique_id, run_id)
+        except (ApiError, TransportError):
+            return False
+        self._adopt(task, Created(run, 200, True), None)
+        return True
 
     def _refused(self, task: RowTask, rnd: int, exc: ApiError) -> None:
         b = self.b
@@ -222,7 +244,7 @@ class Submitter:
                 f"bodies byte for byte, so this is a bug: please report it ({exc.describe()})",
             )
             b.emit(Event("notice", {"message": f"row {task.row_id}: {exc.describe()}"}))
-        elif code == "idempotency_duplicate" or status == 409 or code == "invalid_response":
+        elif _duplicate(exc):
             # The server holds a run under our key but did not say which: never send again.
             b.meter.release()
             b.journal.set_state(

@@ -171,3 +171,29 @@ async def test_a_refused_key_mid_batch_stops_at_once(tmp_path: Path) -> None:
     assert creates == 1
     with Journal.open(tmp_path / "state") as journal:
         assert journal.counts("b") == {"pending": 20}  # nothing was sent, all resumable
+
+
+async def test_a_duplicate_answer_that_names_its_run_is_adopted(tmp_path: Path) -> None:
+    import json as _json
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            body = {
+                "error": {"code": "idempotency_duplicate", "message": "seen", "details": {}},
+                "run_id": "run_named",
+            }
+            return httpx.Response(409, content=_json.dumps(body))
+        if request.url.path.endswith("/runs/run_named"):
+            done = {"run_id": "run_named", "status": "completed", "charged_cost": 0.5}
+            return httpx.Response(200, content=_json.dumps(done))
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+    manifest = write_csv(tmp_path / "b.csv", prompts(1))
+    opts = RunOptions(
+        manifest=manifest, technique="t", state_dir=tmp_path / "state", api_key=API_KEY,
+        base_url="https://api.example.com/api/v1", reports=[tmp_path / "r.parquet"],
+        transport=httpx.MockTransport(handler),
+    )  # fmt: skip
+    outcome = await run_batch_async(opts)
+    assert outcome.exit_code == 0 and outcome.counts == {"completed": 1}
+    assert outcome.charged_cost == 0.5
