@@ -6,6 +6,7 @@ anything unexpected becomes one line too (a traceback only with BATCHRUN_DEBUG=1
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -46,6 +47,8 @@ _add_emulator()
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything imported so far lives as long as the process: keep the collector off it.
+    gc.freeze()
     try:
         result = cli.main(args=argv, prog_name="batchrun", standalone_mode=False)
     except click.exceptions.Exit as exc:
