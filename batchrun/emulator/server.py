@@ -11,12 +11,12 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
-import httpx
 import uvicorn
 
 from .app import EmulatorApp
 from .asgi import QuietCuts
 from .config import EmulatorConfig
+from .panel import ControlPanel
 from .state import Clock, Store
 
 
@@ -76,7 +76,7 @@ def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> Non
         sock.close()
 
 
-class EmulatorThread:
+class EmulatorThread(ControlPanel):
     """The emulator on a free loopback port in a background thread; use it with ``with``.
 
     ``clock`` replaces the wall clock for run lifecycles and idempotency windows, so a test can
@@ -97,7 +97,6 @@ class EmulatorThread:
         self.port: int = self._sock.getsockname()[1]
         self._server = make_server(self.app)
         self._thread = threading.Thread(target=self._run, name="flora-emulator", daemon=True)
-        self._http: httpx.Client | None = None
 
     @property
     def store(self) -> Store:
@@ -120,8 +119,7 @@ class EmulatorThread:
         if self._thread.is_alive():
             self._thread.join(10)
         self._sock.close()
-        if self._http is not None:
-            self._http.close()
+        self.close_panel()
 
     def __enter__(self) -> EmulatorThread:
         return self.start()
@@ -133,38 +131,3 @@ class EmulatorThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    # -- the control panel ---------------------------------------------------------------------
-
-    def _control(self, method: str, name: str, body: Any = None) -> Any:
-        if self._http is None:
-            # Plain HTTP to loopback: no TLS ever happens, and not loading the CA bundle saves
-            # ~50 ms per client, which adds up over a test suite.
-            self._http = httpx.Client(
-                base_url=f"{self.root_url}/_emulator/", timeout=10, verify=False
-            )
-        response = self._http.request(method, name, json=body)
-        response.raise_for_status()
-        return response.json()
-
-    def ledger(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._control("GET", "ledger")
-        return result
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._control("GET", "stats")
-        return result
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._control("POST", "faults", changes)
-        return result
-
-    def set_config(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._control("POST", "config", changes)
-        return result
-
-    def advance_clock(self, seconds: float) -> float:
-        return float(self._control("POST", "clock", {"advance": seconds})["now"])
-
-    def reset(self) -> None:
-        self._control("POST", "reset")

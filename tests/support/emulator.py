@@ -22,9 +22,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-import httpx
+from batchrun.emulator.panel import ControlPanel
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "FLORA emulator listening on "
@@ -34,7 +33,7 @@ class EmulatorError(RuntimeError):
     pass
 
 
-class EmulatorProcess:
+class EmulatorProcess(ControlPanel):
     """``python -m batchrun.emulator --port 0 ARGS`` in its own process; stopped on exit."""
 
     def __init__(self, *args: str, startup_timeout: float = 20.0) -> None:
@@ -53,7 +52,6 @@ class EmulatorProcess:
             env=env,
             cwd=ROOT,
         )
-        self._http: httpx.Client | None = None
         line = self._first_line(startup_timeout)
         if not line.startswith(READY):
             self.stop()
@@ -67,8 +65,6 @@ class EmulatorProcess:
         self.base_url = line.removeprefix(READY).strip()  # http://127.0.0.1:PORT/api/v1
         self.root_url = self.base_url.rsplit("/api/", 1)[0]
         self.port = int(self.root_url.rsplit(":", 1)[1])
-        # Plain HTTP to loopback, so no CA bundle is needed (loading one costs ~50 ms).
-        self._http = httpx.Client(base_url=f"{self.root_url}/_emulator/", timeout=30, verify=False)
 
     def _first_line(self, timeout: float) -> str:
         lines: queue.Queue[str] = queue.Queue()
@@ -89,42 +85,6 @@ class EmulatorProcess:
         self._stderr.seek(0)
         return self._stderr.read()
 
-    # -- the control panel ---------------------------------------------------------------------
-
-    def _control(self, method: str, name: str, body: Any = None) -> Any:
-        if self._http is None:
-            raise EmulatorError("the emulator is not running")
-        response = self._http.request(method, name, json=body)
-        response.raise_for_status()
-        return response.json()
-
-    def ledger(self) -> dict[str, Any]:
-        """Every run really created: runs, charges_total, creates_by_key, credits_remaining."""
-        result: dict[str, Any] = self._control("GET", "ledger")
-        return result
-
-    def stats(self) -> dict[str, Any]:
-        """Request counts: api_requests, by_endpoint, by_status, media_auth_leaks, ..."""
-        result: dict[str, Any] = self._control("GET", "stats")
-        return result
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        """Change some fault settings (e.g. drop=0.1, endpoints=["create"]); returns them all."""
-        result: dict[str, Any] = self._control("POST", "faults", changes)
-        return result
-
-    def set_config(self, **changes: Any) -> dict[str, Any]:
-        """Change run settings at runtime (e.g. duplicate_mode="replay", run_seconds=0.1)."""
-        result: dict[str, Any] = self._control("POST", "config", changes)
-        return result
-
-    def advance_clock(self, seconds: float) -> float:
-        """Move the emulator's clock forward (runs finish, keys expire); returns its new now."""
-        return float(self._control("POST", "clock", {"advance": seconds})["now"])
-
-    def reset(self) -> None:
-        self._control("POST", "reset")
-
     # -- lifetime ------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -137,9 +97,7 @@ class EmulatorProcess:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self.close_panel()
 
     def __enter__(self) -> EmulatorProcess:
         return self
