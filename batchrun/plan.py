@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .client import FloraClient
-from .errors import ApiError, ConfigError, TransportError
+from .errors import ConfigError, TransportError
 from .journal import Journal, SyncStats
 from .manifest import open_manifest
 from .models import Job, RowProblem, Technique
 from .runner import RunOptions, check_options
+from .techniques import column_problems, fetch_techniques
 
 
 @dataclass
@@ -25,44 +26,6 @@ class Plan:
     api_note: str | None = None  # why techniques could not be checked
     column_errors: list[str] = field(default_factory=list)
     estimated_cost: float | None = None
-
-
-def column_problems(technique: Technique, input_ids: set[str], manifest: str) -> list[str]:
-    """Columns that are no input of the technique, and required inputs with no column."""
-    if not technique.inputs:
-        return []
-    declared = {i.id for i in technique.inputs}
-    names = ", ".join(sorted(declared))
-    out = [
-        f"{manifest}: column '{c}' is not an input of technique '{technique.technique_id}' "
-        f"(its inputs: {names}); map it with --input, or use --pass-through / --ignore"
-        for c in sorted(input_ids - declared)
-    ]
-    out += [
-        f"{manifest}: technique '{technique.technique_id}' requires input '{i.id}' and no column "
-        "provides it"
-        for i in technique.inputs
-        if i.required and i.id not in input_ids
-    ]
-    return out
-
-
-async def fetch_techniques(
-    client: FloraClient, ids: list[str]
-) -> tuple[dict[str, Technique | None], str | None]:
-    found: dict[str, Technique | None] = {}
-    note = None
-    for tid in ids[:20]:
-        try:
-            found[tid] = await client.get_technique(tid)
-        except ApiError as exc:
-            if exc.status in (401, 403):
-                raise ConfigError(f"the API refused the API key: {exc.describe()}") from None
-            found[tid] = None
-            note = f"technique '{tid}': {exc.describe()}"
-        except TransportError as exc:
-            return found, f"API not reachable ({exc}); techniques not checked"
-    return found, note
 
 
 def make_plan(opts: RunOptions) -> Plan:
@@ -116,4 +79,10 @@ async def _techniques(
     opts: RunOptions, ids: list[str]
 ) -> tuple[dict[str, Technique | None], str | None]:
     async with FloraClient(opts.base_url, opts.api_key, transport=opts.transport) as client:
-        return await fetch_techniques(client, ids)
+        try:
+            found = await fetch_techniques(client, ids)
+        except TransportError as exc:
+            return {}, f"API not reachable ({exc}); techniques not checked, cost not estimated"
+    missing = [t for t, tech in found.items() if tech is None]
+    note = f"the API did not describe {', '.join(missing)}; not checked" if missing else None
+    return found, note

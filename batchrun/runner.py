@@ -29,7 +29,6 @@ from .errors import (
     EXIT_OK,
     EXIT_RESUMABLE,
     EXIT_ROWS_FAILED,
-    ApiError,
     ConfigError,
     ManifestError,
     TransportError,
@@ -44,6 +43,7 @@ from .poller import Poller
 from .recovery import Recovery
 from .report import check_report_path, write_reports
 from .submitter import Submitter
+from .techniques import fetch_techniques
 
 UNSETTLED = ("unsubmitted", "in_doubt", "pending", "running")
 
@@ -195,20 +195,10 @@ def manifest_fingerprint(opts: RunOptions) -> str:
 async def _preflight(b: Batch, techniques: Sequence[str]) -> dict[str, Technique | None]:
     """Ask about each technique once: a refused key stops everything before any run is sent.
     Servers without the technique endpoint are fine; the creates will tell."""
-    found: dict[str, Technique | None] = {}
-    for technique in techniques[:20]:
-        try:
-            found[technique] = await b.client.get_technique(technique)
-        except ApiError as exc:
-            if exc.status in (401, 403):
-                raise ConfigError(
-                    f"the API refused the API key: {exc.describe()}; check FLORA_API_KEY or "
-                    "--api-key"
-                ) from None
-            found[technique] = None
-        except TransportError as exc:
-            raise ConfigError(f"cannot reach the API at {b.client.base_url}: {exc}") from None
-    return found
+    try:
+        return await fetch_techniques(b.client, techniques)
+    except TransportError as exc:
+        raise ConfigError(f"cannot reach the API at {b.client.base_url}: {exc}") from None
 
 
 def _estimate(techniques: Mapping[str, Technique | None]) -> float | None:
