@@ -50,7 +50,8 @@ def test_xlsx_as_it_comes(emulator: EmulatorProcess, tmp_path: Path) -> None:
     assert list(df["seed"]) == ["42", "7"]
     assert list(df["launch"]) == ["2026-12-01", "2026-12-02 09:30:00"]
     assert "notes" not in df.columns
-    sent = [r["inputs"] for r in emulator.ledger()["runs"]]
+    # Runs are created concurrently: order the ledger by what was sent.
+    sent = sorted((r["inputs"] for r in emulator.ledger()["runs"]), key=lambda i: i[0]["value"])
     assert {"id": "prompt", "type": "text", "value": "A fox"} in sent[0]
     assert [i["id"] for i in sent[1]] == ["prompt"]  # the empty style cell is omitted
 
