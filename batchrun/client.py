@@ -8,7 +8,6 @@ escapes. The API key is attached only to requests for the configured API origin.
 from __future__ import annotations
 
 import email.utils
-import json
 import math
 import ssl
 import time
@@ -360,7 +359,3 @@ class FloraClient:
         if not isinstance(data, dict):
             raise ApiError(response.status_code, "invalid_response", "technique is not an object")
         return parse_technique(data, technique_id)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -446,14 +446,6 @@ class Journal:
             )
         return now
 
-    def touch_sent(self, batch: str, row_id: str) -> None:
-        now = self.clock()
-        with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET last_sent_at = ?, updated_at = ? WHERE batch = ? AND row_id = ?",
-                (now, now, batch, row_id),
-            )
-
     def record_runs(self, batch: str, updates: Sequence[tuple[str, Run]]) -> None:
         """Record what the API said about runs: a create's answer or a poll."""
         if not updates:

@@ -264,9 +264,3 @@ def write_reports(
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
     return counts
-
-
-def write_report(
-    path: Path, rows: Iterable[ReportRow], manifest_columns: Sequence[str]
-) -> Counter[str]:
-    return write_reports([path], rows, manifest_columns)
