@@ -40,7 +40,7 @@ class Pacer:
         self._idle = 0 if found else self._idle + 1
         if self.duration is None:
             return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
-        step = min(self.hi, max(self.lo, self.duration / 10))
+        step = min(self.hi, max(self.lo, self.duration / 20))
         due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
         wait = (min(due) - now) if due else step
         # Not before a run is due, but once some are overdue, every `step`.
