@@ -99,14 +99,11 @@ class RowBuilder:
             return native_inputs(native)
         inputs = []
         for pos, input_id, type_, name in self._inputs:
-            value = cells[pos]
-            if not value or value.isspace():
-                continue  # the API rejects empty optional inputs: leave them out
-            if type_ != "text":
-                value = value.strip()
-                if not is_http_url(value):
-                    return f"column '{name}': '{_short(value)}' is not an http(s) URL"
-            inputs.append(Input(input_id, type_, value))
+            checked = _checked(input_id, type_, cells[pos], f"column '{name}'")
+            if isinstance(checked, str):
+                return checked
+            if checked is not None:
+                inputs.append(checked)
         return tuple(inputs)
 
 
@@ -131,14 +128,24 @@ def native_inputs(text: str) -> tuple[Input, ...] | str:
         if input_id in seen:
             return f"{where}: input '{input_id}' appears twice"
         seen.add(input_id)
-        if _empty(value):
-            continue
-        if type_ != "text":
-            value = value.strip()
-            if not is_http_url(value):
-                return f"{where} ('{input_id}'): '{_short(value)}' is not an http(s) URL"
-        inputs.append(Input(input_id, type_, value))
+        checked = _checked(input_id, type_, value, f"{where} ('{input_id}')")
+        if isinstance(checked, str):
+            return checked
+        if checked is not None:
+            inputs.append(checked)
     return tuple(inputs)
+
+
+def _checked(input_id: str, type_: str, value: str | None, label: str) -> Input | str | None:
+    """One input value: None when empty (the API rejects empty optional inputs, so they are
+    left out), the reason when a URL input holds no http(s) URL, else the Input."""
+    if value is None or not value.strip():
+        return None
+    if type_ != "text":
+        value = value.strip()
+        if not is_http_url(value):
+            return f"{label}: '{_short(value)}' is not an http(s) URL"
+    return Input(input_id, type_, value)
 
 
 def is_http_url(value: str) -> bool:
