@@ -1,0 +1,205 @@
+"""The asyncio network backend under httpx, against real sockets: TLS, keep-alive, hang-ups,
+timeouts and large bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import trustme
+
+from batchrun.client import FloraClient, _transport
+from batchrun.errors import TransportError
+from batchrun.netio import AsyncioBackend
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+def answer(body: bytes, *, close: bool = False) -> bytes:
+    extra = b"Connection: close\r\n" if close else b""
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+@asynccontextmanager
+async def server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield srv.sockets[0].getsockname()[1]
+    finally:
+        srv.close()
+
+
+async def get(transport: httpx.AsyncBaseTransport, url: str, timeout: float = 5.0) -> bytes:
+    request = httpx.Request("GET", url, extensions={"timeout": httpx.Timeout(timeout).as_dict()})
+    response = await transport.handle_async_request(request)
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def test_tls_with_a_trusted_certificate_and_keep_alive(ca: trustme.CA) -> None:
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while not reader.at_eof():
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(answer(b'{"ok": true}'))
+            await writer.drain()
+        writer.close()
+
+    async with server(handler, server_tls) as port:
+        transport = _transport(2, client_tls)
+        for _ in range(3):
+            assert await get(transport, f"https://localhost:{port}/x") == b'{"ok": true}'
+        await transport.aclose()
+    assert connections == 1  # one TLS connection served all three
+
+
+async def test_untrusted_certificate_is_refused(ca: trustme.CA) -> None:
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost").configure_cert(server_tls)  # another CA
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async with server(handler, server_tls) as port:
+        transport = _transport(2, client_tls)
+        with pytest.raises(httpx.ConnectError):
+            await get(transport, f"https://localhost:{port}/x")
+        await transport.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    served = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        await read_request(reader)
+        served += 1
+        writer.write(answer(b"[]"))  # keep-alive promised, then the server hangs up anyway
+        await writer.drain()
+        writer.close()
+
+    async with server(handler) as port:
+        transport = _transport(1, ssl.create_default_context())
+        assert await get(transport, f"http://127.0.0.1:{port}/a") == b"[]"
+        await asyncio.sleep(0.05)  # the hang-up arrives while the connection is idle
+        assert await get(transport, f"http://127.0.0.1:{port}/b") == b"[]"
+        await transport.aclose()
+    assert served == 2
+
+
+async def test_large_bodies_arrive_whole() -> None:
+    body = b"x" * (5 << 20)  # above the buffer's high-water mark: reading pauses and resumes
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        assert request.endswith(body)
+        writer.write(answer(body))
+        await writer.drain()
+
+    async with server(handler) as port:
+        transport = _transport(1, ssl.create_default_context())
+        request = httpx.Request("POST", f"http://127.0.0.1:{port}/", content=body)
+        response = await transport.handle_async_request(request)
+        assert await response.aread() == body
+        await response.aclose()
+        await transport.aclose()
+
+
+async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await writer.drain()
+        writer.transport.abort()
+
+    async with server(silent) as port:
+        transport = _transport(1, ssl.create_default_context())
+        with pytest.raises(httpx.ReadTimeout):
+            await get(transport, f"http://127.0.0.1:{port}/", timeout=0.2)
+        await transport.aclose()
+    async with server(cut) as port:
+        transport = _transport(1, ssl.create_default_context())
+        with pytest.raises(httpx.TransportError):
+            await get(transport, f"http://127.0.0.1:{port}/")
+        await transport.aclose()
+    # A port nobody listens on any more: the client's own error type, no URL or key in it.
+    async with FloraClient(f"http://127.0.0.1:{port}/api/v1", "sk-secret") as client:
+        with pytest.raises(TransportError) as info:
+            await client.get_run("t", "r")
+    assert "sk-secret" not in str(info.value)
+    assert "ConnectError" in str(info.value)
+
+
+async def test_the_client_spreads_requests_over_its_pools() -> None:
+    active = peak = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active, peak
+        while not reader.at_eof():
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.05)
+            active -= 1
+            writer.write(answer(b'{"run_id": "r", "status": "running"}'))
+            await writer.drain()
+
+    async with (
+        server(handler) as port,
+        FloraClient(f"http://127.0.0.1:{port}/api/v1", "k", max_connections=24) as c,
+    ):
+        runs = await asyncio.gather(*(c.get_run("t", "r") for _ in range(24)))
+    assert len(runs) == 24 and peak == 24  # all at once: none queued behind a busy pool
+
+
+def test_the_installed_httpx_takes_our_backend() -> None:
+    # If httpx laid out its transport differently, the client would silently fall back to the
+    # default backend: correct, but the CPU figures in the README would no longer hold.
+    pool = _transport(4, ssl.create_default_context())._pool
+    assert isinstance(pool._network_backend, AsyncioBackend)
