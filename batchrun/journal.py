@@ -25,6 +25,9 @@ from .schema import migrate
 
 DB_NAME = "journal.sqlite"
 _CHUNK = 2000
+# Without statistics SQLite prefers walking the whole batch by primary key to this index for
+# queries it does not cover; a batch's few rows in one state are what the index is for.
+_BY_STATE = "INDEXED BY rows_by_state"
 _RUN_FIELDS = (
     "run_id = NULL, run_status = NULL, charged_cost = NULL, cost_final = 0, error_code = NULL, "
     "error_message = NULL, outputs = NULL, created_at = NULL, started_at = NULL, "
@@ -546,7 +549,7 @@ class Journal:
             InFlight(*r)
             for r in self._db.execute(
                 "SELECT row_id, run_id, technique_id, created_at, run_status, first_sent_at "
-                "FROM rows WHERE batch = ? AND state = ? AND idx IS NOT NULL",
+                f"FROM rows {_BY_STATE} WHERE batch = ? AND state = ? AND idx IS NOT NULL",
                 (batch, State.SUBMITTED.value),
             )
         ]
@@ -557,7 +560,7 @@ class Journal:
             InFlight(*r)
             for r in self._db.execute(
                 "SELECT row_id, run_id, technique_id, created_at, run_status, first_sent_at "
-                "FROM rows WHERE batch = ? AND state = ? AND cost_final = 0 "
+                "FROM rows INDEXED BY rows_by_cost WHERE batch = ? AND state = ? AND cost_final = 0 "
                 "AND run_id IS NOT NULL AND idx IS NOT NULL",
                 (batch, State.COMPLETED.value),
             )
@@ -568,7 +571,7 @@ class Journal:
         return [
             Doubt(*r)
             for r in self._db.execute(
-                "SELECT row_id, technique_id, first_sent_at, updated_at FROM rows "
+                f"SELECT row_id, technique_id, first_sent_at, updated_at FROM rows {_BY_STATE} "
                 "WHERE batch = ? AND state = ? AND error_code = ? AND idx IS NOT NULL",
                 (batch, State.IN_DOUBT.value, code),
             )
@@ -578,7 +581,7 @@ class Journal:
         return [
             t
             for (t,) in self._db.execute(
-                "SELECT DISTINCT technique_id FROM rows WHERE batch = ? AND state = ? "
+                f"SELECT DISTINCT technique_id FROM rows {_BY_STATE} WHERE batch = ? AND state = ? "
                 "AND idx IS NOT NULL",
                 (batch, state.value),
             )
@@ -588,7 +591,8 @@ class Journal:
         return Counter(
             dict(
                 self._db.execute(
-                    "SELECT technique_id, count(*) FROM rows WHERE batch = ? AND state = ? "
+                    f"SELECT technique_id, count(*) FROM rows {_BY_STATE} "
+                    "WHERE batch = ? AND state = ? "
                     "AND idx IS NOT NULL GROUP BY technique_id",
                     (batch, State.FAILED.value),
                 ).fetchall()

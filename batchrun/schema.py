@@ -93,6 +93,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "fingerprint of the manifest a batch was last loaded from",
         "ALTER TABLE batches ADD COLUMN fingerprint TEXT",
     ),
+    (
+        4,
+        "index for completed runs whose cost is still open",
+        "CREATE INDEX rows_by_cost ON rows (batch, state, cost_final, idx)",
+    ),
 ]
 
 
