@@ -17,7 +17,7 @@ from .context import Batch, Event
 from .errors import ApiError, TransportError
 from .journal import InFlight
 from .models import Run
-from .retry import is_retryable, retrying
+from .retry import call, is_retryable
 
 _PAGE = 100
 T = TypeVar("T")
@@ -153,10 +153,7 @@ class Poller:
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A read, retried briefly: a blip should not cost a whole sweep interval."""
-        async for attempt in retrying(3, give_up=lambda: self.b.stop.stopping):
-            with attempt:
-                return await fn(*args)
-        raise AssertionError("unreachable: tenacity reraises")
+        return await call(lambda: fn(*args), 3, give_up=lambda: self.b.stop.stopping)
 
     def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> int:
         b = self.b

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -27,6 +27,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 _RNG = random.Random()
+T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -90,3 +91,29 @@ def retrying(
         reraise=True,
         **kwargs,
     )
+
+
+async def call(
+    fn: Callable[[], Awaitable[T]],
+    attempts: int = 8,
+    before_sleep: Callable[[RetryCallState], Any] | None = None,
+    give_up: Callable[[], bool] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> T:
+    """``fn()`` under the policy above. Tenacity's machinery costs about as much CPU as the
+    request it guards, and almost every first try succeeds, so the first try runs bare; if it
+    fails in a retryable way, tenacity starts from that failure as its own first attempt, so
+    waits, callbacks and the attempt count are exactly as if it had run all along."""
+    try:
+        return await fn()
+    except Exception as exc:
+        if not is_retryable(exc):
+            raise
+        failed: Exception | None = exc
+    async for attempt in retrying(attempts, before_sleep, sleep, give_up=give_up):
+        with attempt:
+            if failed is not None:
+                first, failed = failed, None
+                raise first
+            return await fn()
+    raise AssertionError("unreachable: tenacity reraises")

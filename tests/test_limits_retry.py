@@ -1,12 +1,13 @@
 import random
 
 import pytest
+from tenacity import RetryCallState
 
 from batchrun.errors import ApiError, TransportError
 from batchrun.limits import InFlightMeter, RateMeter
 from batchrun.models import Run
 from batchrun.recovery import match
-from batchrun.retry import backoff, is_retryable, retrying
+from batchrun.retry import backoff, call, is_retryable, retrying
 
 
 class FakeClock:
@@ -92,6 +93,56 @@ async def test_retrying_honours_retry_after_and_gives_up() -> None:
             with attempt:
                 calls += 1
                 raise ApiError(422, "idempotency_conflict", "no")
+    assert calls == 1
+
+
+async def test_call_runs_the_first_try_bare_and_then_the_same_policy() -> None:
+    slept: list[float] = []
+    told: list[tuple[int, str]] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        told.append((state.attempt_number, type(exc).__name__))
+
+    answers: list[object] = [
+        ApiError(429, "rate_limited", "slow", retry_after=2.0),
+        TransportError("cut"),
+        "ok",
+    ]
+    calls = 0
+
+    async def fn() -> str:
+        nonlocal calls
+        calls += 1
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert await call(fn, 5, before_sleep, sleep=sleep) == "ok"
+    # The bare first try's failure is tenacity's attempt 1: its wait, its callback.
+    assert calls == 3 and told == [(1, "ApiError"), (2, "TransportError")]
+    assert slept[0] == 2.0 and 0.75 <= slept[1] <= 1.0  # backoff after the second try
+
+    calls, slept[:] = 0, []
+    answers[:] = [ApiError(400, "bad_request", "no")]
+    with pytest.raises(ApiError):
+        await call(fn, 5, sleep=sleep)
+    assert calls == 1 and slept == []
+
+    calls = 0
+    answers[:] = [TransportError("cut")] * 3
+    with pytest.raises(TransportError):
+        await call(fn, 3, sleep=sleep)
+    assert calls == 3
+
+    calls = 0
+    answers[:] = [TransportError("cut")] * 3
+    with pytest.raises(TransportError):
+        await call(fn, 3, give_up=lambda: True, sleep=sleep)
     assert calls == 1
 
 
