@@ -19,8 +19,8 @@ from .context import Batch, Event
 from .errors import ApiError, ConfigError, TransportError
 from .journal import RowTask
 from .keys import idempotency_key, request_body
-from .models import State
-from .retry import is_retryable, retrying
+from .models import Run, State
+from .retry import call, is_retryable
 
 _PAGE = 1000
 _MAX_GROUP = 200
@@ -45,6 +45,7 @@ class Submitter:
         self._ready: deque[tuple[RowTask, int]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._answers: list[tuple[str, Run]] = []  # creates answered, not yet in the journal
 
     async def run(self) -> None:
         try:
@@ -53,6 +54,7 @@ class Submitter:
             if self._tasks:  # answers still on their way are recorded before we leave
                 await asyncio.wait(self._tasks)
         finally:
+            self._record_answers()
             self.done = True
 
     def _resume_unconfirmed(self) -> None:
@@ -165,29 +167,41 @@ class Submitter:
     async def _send(self, task: RowTask, rnd: int) -> None:
         b = self.b
         sent_at = b.wall()
+
+        async def create() -> Created:
+            nonlocal sent_at
+            sent_at = b.wall()  # this attempt's start: what the server's clock is set against
+            return await b.client.create_run(
+                task.technique_id, task.body or b"", task.idem_key or ""
+            )
+
         try:
-            async for attempt in retrying(
-                b.tuning.send_attempts,
-                before_sleep=self._on_retry,
-                give_up=lambda: b.stop.stopping,
-            ):
-                with attempt:
-                    sent_at = (
-                        b.wall()
-                    )  # this attempt's start: what the server's clock is set against
-                    created = await b.client.create_run(
-                        task.technique_id, task.body or b"", task.idem_key or ""
-                    )
+            created = await call(
+                create, b.tuning.send_attempts, self._on_retry, lambda: b.stop.stopping
+            )
         except ApiError as exc:
             if _duplicate(exc) and exc.run_id and await self._adopt_named(task, exc.run_id):
+                await self._record_soon()
                 return
             self._refused(task, rnd, exc)
         except TransportError as exc:
             self._unconfirmed(task, rnd, str(exc))
         else:
             self._adopt(task, created, sent_at)
+            await self._record_soon()
         finally:
             self._wake.set()
+
+    async def _record_soon(self) -> None:
+        """Answers that arrive together share one commit: each answered send yields once, and
+        the first to resume records every answer buffered by then."""
+        await asyncio.sleep(0)
+        self._record_answers()
+
+    def _record_answers(self) -> None:
+        if self._answers:
+            answers, self._answers = self._answers, []
+            self.b.journal.record_runs(self.b.name, answers)
 
     def _on_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -206,7 +220,7 @@ class Submitter:
 
     def _adopt(self, task: RowTask, created: Created, sent_at: float | None) -> None:
         b, run = self.b, created.run
-        b.journal.record_runs(b.name, [(task.row_id, run)])
+        self._answers.append((task.row_id, run))
         if run.created_at is not None and sent_at is not None and not created.replayed:
             b.clock_offsets.append(run.created_at - sent_at)
             del b.clock_offsets[:-50]
@@ -222,9 +236,11 @@ class Submitter:
         """The duplicate answer named the run it holds: fetch that run and take it."""
         b = self.b
         try:
-            async for attempt in retrying(3, give_up=lambda: b.stop.stopping):
-                with attempt:
-                    run = await b.client.get_run(task.technique_id, run_id)
+            run = await call(
+                lambda: b.client.get_run(task.technique_id, run_id),
+                3,
+                give_up=lambda: b.stop.stopping,
+            )
         except (ApiError, TransportError):
             return False
         self._adopt(task, Created(run, 200, True), None)
