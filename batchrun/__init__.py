@@ -4,9 +4,26 @@ The public API is small: ``run_batch`` (a DataFrame back), ``report_frame``, and
 control ``RunOptions`` with ``run_batch_sync`` / ``run_batch_async`` returning an ``Outcome``.
 """
 
-from .api import report_frame, run_batch
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import BatchrunError, ConfigError, LockedError, ManifestError
-from .runner import Outcome, RunOptions, run_batch_async, run_batch_sync
+
+if TYPE_CHECKING:
+    from .api import report_frame, run_batch
+    from .runner import Outcome, RunOptions, run_batch_async, run_batch_sync
+
+# Imported on first use, so that `batchrun --help` and `status` start without the HTTP stack.
+_LAZY = {
+    "report_frame": "api",
+    "run_batch": "api",
+    "Outcome": "runner",
+    "RunOptions": "runner",
+    "run_batch_async": "runner",
+    "run_batch_sync": "runner",
+}
 
 __version__ = "0.1.0"
 
@@ -23,3 +40,12 @@ __all__ = [
     "run_batch_async",
     "run_batch_sync",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

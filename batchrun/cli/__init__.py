@@ -19,7 +19,24 @@ from .inspect import report_cmd, status_cmd
 from .run import plan_cmd, run_cmd
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The emulator's command (and its server libraries) is imported only when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "emulator"})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "emulator" and name not in self.commands:
+            from ..emulator.cli import emulator
+
+            self.add_command(emulator)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="batchrun")
 def cli() -> None:
     """Run FLORA techniques in bulk from a CSV, XLSX, JSONL or Parquet manifest.
@@ -33,17 +50,6 @@ cli.add_command(run_cmd)
 cli.add_command(plan_cmd)
 cli.add_command(status_cmd)
 cli.add_command(report_cmd)
-
-
-def _add_emulator() -> None:
-    try:
-        from ..emulator.cli import emulator
-    except ImportError:  # pragma: no cover - the emulator ships with the package
-        return
-    cli.add_command(emulator)
-
-
-_add_emulator()
 
 
 def main(argv: list[str] | None = None) -> int:
