@@ -36,15 +36,25 @@ class Pacer:
             d = run.completed_at - run.created_at
             self.duration = d if self.duration is None else 0.8 * self.duration + 0.2 * d
 
-    def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
+    def next(
+        self, found: bool, flights: Sequence[InFlight], now: float, skew: float | None = None
+    ) -> float:
+        """``skew``: the smallest (server created_at - local send time) seen, i.e. the server
+        clock's lead plus the fastest trip; it places each run's expected end on our clock."""
         self._idle = 0 if found else self._idle + 1
         if self.duration is None:
             return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
         step = min(self.hi, max(self.lo, self.duration / 20))
-        due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
-        wait = (min(due) - now) if due else step
+        due = [self._due(f, skew) for f in flights]
+        wait = min((d for d in due if d is not None), default=now + step) - now
         # Not before a run is due, but once some are overdue, every `step`.
         return min(self.hi, max(step if wait <= 0 else wait, self.lo))
+
+    def _due(self, f: InFlight, skew: float | None) -> float | None:
+        assert self.duration is not None
+        if f.created_at is not None and skew is not None:
+            return f.created_at - skew + self.duration
+        return None if f.sent_at is None else f.sent_at + self.duration
 
     def backoff(self) -> float:
         self._idle += 3
@@ -71,7 +81,8 @@ class Poller:
             try:
                 found = await self._sweep(flights) if flights else 0
                 await self._read_costs(costs or [])
-                delay = self.pacer.next(found > 0, flights, b.wall())
+                skew = min(b.clock_offsets, default=None)
+                delay = self.pacer.next(found > 0, flights, b.wall(), skew)
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
@@ -121,7 +132,9 @@ class Poller:
                 # Our runs are the newest: a page a little larger than what we wait for covers
                 # them, and costs the server less to build than a full one.
                 limit = min(_PAGE, len(wanted) + 10) if cursor is None else _PAGE
-                page = await self._call(self.b.client.list_runs, technique, cursor, limit)
+                page = await self._call(
+                    self.b.client.list_runs, technique, cursor, limit, None, wanted
+                )
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
@@ -133,7 +146,7 @@ class Poller:
             for run in page.runs:
                 if run.run_id in wanted:
                     found[run.run_id] = run
-            last = page.runs[-1].created_at if page.runs else None
+            last = page.last_created_at
             if len(found) == len(wanted) or not page.next_cursor:
                 break
             if oldest is not None and last is not None and last < oldest - 1:
@@ -181,7 +194,7 @@ class Poller:
         unsettled = b.journal.cost_unsettled(b.name)
         waiting, due = False, []
         for f in unsettled:
-            next_at, first = self._cost_next.setdefault(f.row_id, (now + 0.5, now))
+            next_at, first = self._cost_next.setdefault(f.row_id, (now + 0.1, now))
             if now - first > b.tuning.cost_wait:
                 continue  # bounded: the report says this cost is still unknown
             waiting = True
@@ -195,7 +208,7 @@ class Poller:
         updates = []
         for f, run in zip(due, runs, strict=True):
             _, first = self._cost_next[f.row_id]
-            self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.5), first)
+            self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.1), first)
             if run is not None and run.charged_cost is not None:
                 updates.append((f.row_id, run))
                 b.emit(Event("cost", {"row_id": f.row_id, "cost": run.charged_cost}))

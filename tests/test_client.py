@@ -146,3 +146,31 @@ async def test_list_pages_and_technique() -> None:
     assert [r.run_id for r in first.runs + second.runs] == ["a", "b"]
     assert second.next_cursor is None
     assert tech.run_cost == 0.04 and tech.inputs[0].id == "prompt"
+
+
+async def test_list_parses_only_the_runs_asked_for_and_says_how_old_the_page_reaches() -> None:
+    items = [
+        {"technique_run_id": "a", "status": "completed", "created_at": 30},
+        {"runId": "b", "status": "running", "createdAt": 20_000},
+        {"id": "c", "status": "failed", "created_at": 10},
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["limit"] == "3"
+        return httpx.Response(200, json={"technique_runs": items, "meta": {"next_cursor": "n"}})
+
+    async with client_for(handler) as c:
+        every = await c.list_runs("t", limit=3)
+        some = await c.list_runs("t", limit=3, only={"b", "c"})
+    assert [r.run_id for r in every.runs] == ["a", "b", "c"]
+    assert [r.run_id for r in some.runs] == ["b", "c"] and some.next_cursor == "n"
+    assert every.last_created_at == some.last_created_at == 10.0
+
+
+async def test_list_without_items_is_an_empty_page() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"technique_runs": None, "meta": None})
+
+    async with client_for(handler) as c:
+        page = await c.list_runs("t")
+    assert page.runs == () and page.next_cursor is None and page.last_created_at is None
