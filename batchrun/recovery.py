@@ -9,10 +9,9 @@ left once every other row's certain match is taken out. Anything less stays ``in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .context import Batch, Event
 from .errors import ApiError, TransportError
@@ -50,16 +49,16 @@ def match(windows: dict[str, tuple[float, float]], runs: Iterable[Run]) -> dict[
 
 
 class Recovery:
-    def __init__(self, batch: Batch, finished_sending: Callable[[], bool]) -> None:
+    def __init__(self, batch: Batch, sent: asyncio.Event) -> None:
         self.b = batch
-        self.finished_sending = finished_sending
+        self.sent = sent  # set once the submitter has nothing more to send
         self.recovered = 0
 
     async def run(self) -> None:
         b = self.b
         tried: frozenset[str] = frozenset()
         while not b.stop.stopping:
-            last_round = self.finished_sending()
+            last_round = self.sent.is_set()
             doubts = b.journal.doubtful(b.name, CODE)
             ids = frozenset(d.row_id for d in doubts)
             if doubts and (ids != tried or last_round):
@@ -70,8 +69,11 @@ class Recovery:
                 tried = ids
             if last_round:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(b.stop.event.wait(), 2.0)
+            # Every 2 s, or at once when the batch stops or the last send is answered.
+            waits = [asyncio.ensure_future(e.wait()) for e in (b.stop.event, self.sent)]
+            await asyncio.wait(waits, timeout=2.0, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
 
     def _bounds(self) -> tuple[float, float]:
         """How far a run's server created_at may sit from our send times: learnt from the
@@ -122,7 +124,7 @@ class Recovery:
         for _ in range(self.b.tuning.recovery_pages):
             page = await self.b.client.list_runs(technique, cursor, _PAGE)
             runs.extend(page.runs)
-            last = page.runs[-1].created_at if page.runs else None
+            last = page.last_created_at
             if not page.next_cursor or (last is not None and last < since):
                 return runs, float("-inf")
             cursor = page.next_cursor

@@ -232,7 +232,7 @@ def _install_signals(stop: Stop, emit: Emit) -> Callable[[], None]:
 
 async def _drive(b: Batch, allowance: Callable[[], int] | None = None) -> tuple[int, int]:
     submitter = Submitter(b, allowance)
-    recovery = Recovery(b, lambda: submitter.done)
+    recovery = Recovery(b, submitter.finished)
     poller = Poller(b, lambda: submitter.done and recovery_done.is_set())
     recovery_done = asyncio.Event()
 

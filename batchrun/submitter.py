@@ -40,6 +40,7 @@ class Submitter:
         self.b = batch
         self.allowance = allowance  # how many more sends the budget allows; None: no budget
         self.done = False
+        self.finished = asyncio.Event()  # done, for those who wait on it
         self.sent = 0
         self._later: list[tuple[float, RowTask, int]] = []  # (not before, task, round)
         self._ready: deque[tuple[RowTask, int]] = deque()
@@ -56,6 +57,7 @@ class Submitter:
         finally:
             self._record_answers()
             self.done = True
+            self.finished.set()
 
     def _resume_unconfirmed(self) -> None:
         """Rows a previous process announced but never heard back about: resend the same key and
