@@ -36,25 +36,15 @@ class Pacer:
             d = run.completed_at - run.created_at
             self.duration = d if self.duration is None else 0.8 * self.duration + 0.2 * d
 
-    def next(
-        self, found: bool, flights: Sequence[InFlight], now: float, skew: float | None = None
-    ) -> float:
-        """``skew``: the smallest (server created_at - local send time) seen, i.e. the server
-        clock's lead plus the fastest trip; it places each run's expected end on our clock."""
+    def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
         self._idle = 0 if found else self._idle + 1
         if self.duration is None:
             return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
         step = min(self.hi, max(self.lo, self.duration / 20))
-        due = [self._due(f, skew) for f in flights]
-        wait = min((d for d in due if d is not None), default=now + step) - now
+        due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
+        wait = (min(due) - now) if due else step
         # Not before a run is due, but once some are overdue, every `step`.
         return min(self.hi, max(step if wait <= 0 else wait, self.lo))
-
-    def _due(self, f: InFlight, skew: float | None) -> float | None:
-        assert self.duration is not None
-        if f.created_at is not None and skew is not None:
-            return f.created_at - skew + self.duration
-        return None if f.sent_at is None else f.sent_at + self.duration
 
     def backoff(self) -> float:
         self._idle += 3
@@ -81,8 +71,7 @@ class Poller:
             try:
                 found = await self._sweep(flights) if flights else 0
                 await self._read_costs(costs or [])
-                skew = min(b.clock_offsets, default=None)
-                delay = self.pacer.next(found > 0, flights, b.wall(), skew)
+                delay = self.pacer.next(found > 0, flights, b.wall())
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
