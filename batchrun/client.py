@@ -11,6 +11,7 @@ import email.utils
 import math
 import ssl
 import time
+import urllib.request
 from collections.abc import Container, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -223,8 +224,22 @@ class RunPage:
     last_created_at: float | None = None  # of the page's last (oldest) item, parsed or not
 
 
-def _transport(connections: int, tls: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, with
+    NO_PROXY honoured), as an httpx client with its default trust_env would use."""
+    u = httpx.URL(url)
+    proxies = urllib.request.getproxies_environment()
+    if not u.host or urllib.request.proxy_bypass(u.host):
+        return None
+    return proxies.get(u.scheme) or proxies.get("all")
+
+
+def _transport(
+    connections: int, tls: ssl.SSLContext, proxy: str | None = None
+) -> httpx.AsyncHTTPTransport:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    if proxy:
+        return httpx.AsyncHTTPTransport(verify=tls, limits=limits, proxy=proxy)
     transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         # httpx takes no network backend argument, so its pool is rebuilt around ours. Should a
@@ -268,7 +283,8 @@ class FloraClient:
             shards = max(1, math.ceil(max_connections / _PER_POOL))
             tls = ssl.create_default_context()  # one for all pools: each costs milliseconds
             per_pool = math.ceil(max_connections / shards)
-            self._pools = [_transport(per_pool, tls) for _ in range(shards)]
+            proxy = env_proxy(self.base_url)
+            self._pools = [_transport(per_pool, tls, proxy) for _ in range(shards)]
         self._busy = [0] * len(self._pools)
 
     async def __aenter__(self) -> FloraClient:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trustme
 
-from batchrun.client import FloraClient, _transport
+from batchrun.client import FloraClient, _transport, env_proxy
 from batchrun.errors import TransportError
 from batchrun.netio import AsyncioBackend
 
@@ -203,3 +203,25 @@ def test_the_installed_httpx_takes_our_backend() -> None:
     # default backend: correct, but the CPU figures in the README would no longer hold.
     pool = _transport(4, ssl.create_default_context())._pool
     assert isinstance(pool._network_backend, AsyncioBackend)
+
+
+async def test_an_environment_proxy_is_used_like_httpx_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        lines.append(request.split(b"\r\n")[0])
+        writer.write(answer(b'{"run_id": "r", "status": "running"}', close=True))
+        await writer.drain()
+        writer.close()
+
+    async with server(proxy) as port:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("NO_PROXY", "internal.example")
+        assert env_proxy("http://internal.example/api/v1") is None
+        async with FloraClient("http://api.example.invalid/api/v1", "k") as client:
+            run = await client.get_run("t", "r")
+    assert run.run_id == "r"
+    assert lines == [b"GET http://api.example.invalid/api/v1/techniques/t/runs/r HTTP/1.1"]
