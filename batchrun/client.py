@@ -274,7 +274,11 @@ class FloraClient:
         self.base_url = base_url.rstrip("/")
         self._auth = OriginBearerAuth(api_key, self.base_url) if api_key else None
         self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
-        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",  # what httpx's client offers; it decodes both
+        }
         if transport is not None:
             self._pools: list[httpx.AsyncBaseTransport] = [transport]
         else:

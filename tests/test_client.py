@@ -174,3 +174,16 @@ async def test_list_without_items_is_an_empty_page() -> None:
     async with client_for(handler) as c:
         page = await c.list_runs("t")
     assert page.runs == () and page.next_cursor is None and page.last_created_at is None
+
+
+async def test_compressed_answers_are_decoded() -> None:
+    import gzip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert "gzip" in request.headers["Accept-Encoding"]
+        body = gzip.compress(json.dumps({"run_id": "r", "status": "completed"}).encode())
+        return httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
+
+    async with client_for(handler) as c:
+        run = await c.get_run("t", "r")
+    assert run.status == "completed"
