@@ -198,10 +198,15 @@ class Journal:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._bump()
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _bump(self) -> None:
+        """Every committed change moves the revision, so a report can tell it is current."""
+        self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
 
     def schema_versions(self) -> list[int]:
         return [v for (v,) in self._db.execute("SELECT version FROM schema_migrations ORDER BY 1")]
@@ -273,6 +278,7 @@ class Journal:
         if stats.fatal or (stats.problem_count and not accept_problems):
             self._db.execute("ROLLBACK")
             return stats, False
+        self._bump()
         self._db.execute("COMMIT")
         return stats, True
 
@@ -541,6 +547,51 @@ class Journal:
                 "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (batch, d.row_id, d.output_id, d.url, d.path, d.bytes, d.sha256, self.clock()),
             )
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        (value,) = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(value)
+
+    def current_reports(self, batch: str, paths: Sequence[Path], tag: str) -> Counter[str] | None:
+        """Counts per status if every report at ``paths`` was written by this journal at its
+        present revision and the files are as they were left; None if any must be rewritten."""
+        revision, counts = self.revision(), None
+        for path in paths:
+            row = self._db.execute(
+                "SELECT revision, tag, size, mtime_ns, counts FROM reports "
+                "WHERE batch = ? AND path = ?",
+                (batch, str(path.resolve())),
+            ).fetchone()
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            if row is None or tuple(row[:4]) != (revision, tag, st.st_size, st.st_mtime_ns):
+                return None
+            counts = Counter(json.loads(row[4]))
+        return counts
+
+    def record_reports(
+        self, batch: str, paths: Sequence[Path], tag: str, counts: Counter[str]
+    ) -> None:
+        revision = self.revision()
+        rows = []
+        for path in paths:
+            st = path.stat()
+            rows.append((batch, str(path.resolve()), revision, tag, st.st_size, st.st_mtime_ns,
+                         canonical_json(dict(counts))))  # fmt: skip
+        # Not through _tx: recording a report is no change to what a report shows.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from . import __version__
 from .journal import ReportRow
 from .models import State
 
@@ -52,6 +53,8 @@ REPORT_STATUSES = (
     "in_doubt",
 )
 SUFFIXES = (".parquet", ".csv", ".jsonl")
+# Part of what makes a written report current (with the journal's revision and the file).
+FORMAT_TAG = f"batchrun {__version__}, report format 1"
 MANIFEST_PREFIX = "manifest_"
 _OUTPUT_TYPE = pa.list_(
     pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])

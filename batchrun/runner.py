@@ -41,7 +41,7 @@ from .manifest import ManifestOptions, open_manifest
 from .models import State, Technique
 from .poller import Poller
 from .recovery import Recovery
-from .report import check_report_path, write_reports
+from .report import FORMAT_TAG, check_report_path, write_reports
 from .submitter import Submitter
 from .techniques import fetch_techniques
 
@@ -262,7 +262,11 @@ def _outcome(
     info = journal.batch(name)
     columns = info.columns if info else ()
     paths = opts.report_paths()
-    counts = write_reports(paths, journal.report_rows(name), columns)
+    # A rerun with nothing to do leaves reports alone that already show this very journal.
+    counts = journal.current_reports(name, paths, FORMAT_TAG)
+    if counts is None:
+        counts = write_reports(paths, journal.report_rows(name), columns)
+        journal.record_reports(name, paths, FORMAT_TAG, counts)
     extra = journal.stats(name)
     doubts = [
         (r.row_id, r.error_message or "no answer recorded")

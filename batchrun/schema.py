@@ -98,6 +98,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "index for completed runs whose cost is still open",
         "CREATE INDEX rows_by_cost ON rows (batch, state, cost_final, idx)",
     ),
+    (
+        5,
+        "journal revision and the reports written at each",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO meta VALUES ('revision', 0);
+        CREATE TABLE reports (
+            batch TEXT NOT NULL,
+            path TEXT NOT NULL,
+            revision INTEGER NOT NULL,      -- the journal's revision the report shows
+            tag TEXT NOT NULL,              -- batchrun version and report format
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            counts TEXT NOT NULL,           -- rows per report status, JSON
+            PRIMARY KEY (batch, path)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

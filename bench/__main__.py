@@ -138,15 +138,19 @@ def memory(tmp: Path) -> Row:
 
 
 def resume(tmp: Path) -> Row:
+    """A batch finished by an earlier run of the same command (journal seeded with finished
+    runs, then that command run once, which writes its report), run again: the rerun is timed."""
     manifest = write_manifest(tmp / "resume.csv", RESUME)
     seed_finished_batch(tmp / "resume-state", manifest, "tech_text2img")
     with EmulatorProcess("--run-seconds", "0") as emu:
         cmd = [sys.executable, "-m", "batchrun", "run", str(manifest), "-t", "tech_text2img",
                "--base-url", emu.base_url, "--state-dir", str(tmp / "resume-state"), "-q",
                "--report", str(tmp / "resume.parquet")]  # fmt: skip
+        finishing = measure(cmd)
         ours = measure(cmd)
         creates = emu.stats().get("endpoint:create", 0)
-    return Row(f"rerun of a finished {RESUME:,}-row batch (creates sent: {creates})", "s",
+    return Row(f"rerun of a finished {RESUME:,}-row batch (creates sent: {creates}; "
+               f"the run that wrote its report: {finishing.wall:.1f} s)", "s",
                ours.wall, None, "< 5 s, no create", ours.wall < 5 and creates == 0)  # fmt: skip
 
 

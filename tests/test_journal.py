@@ -121,3 +121,28 @@ def test_large_load_is_fast_enough_to_batch(tmp_path: Path) -> None:
         stats, ok = load(j, [job(i) for i in range(20_000)])
         assert ok and stats.new == 20_000
         assert sum(1 for _ in j.report_rows("b")) == 20_000
+
+
+def test_a_report_is_current_only_for_the_same_revision_tag_and_file(tmp_path: Path) -> None:
+    from collections import Counter
+
+    report = tmp_path / "out.csv"
+    with Journal.open(tmp_path / "state") as j:
+        load(j, [job(0), job(1)])
+        report.write_text("first\n")
+        counts = Counter({"unsubmitted": 2})
+        assert j.current_reports("b", [report], "t1") is None  # never recorded
+        j.record_reports("b", [report], "t1", counts)
+        assert j.current_reports("b", [report], "t1") == counts
+        assert j.current_reports("b", [report], "t2") is None  # another batchrun or format
+        assert j.current_reports("b", [report, tmp_path / "other.csv"], "t1") is None
+        assert j.current_reports("other-batch", [report], "t1") is None
+
+        j.set_state("b", ["r0"], State.FAILED, "boom", "no")  # any change to the journal
+        assert j.current_reports("b", [report], "t1") is None
+        j.record_reports("b", [report], "t1", counts)
+        report.write_text("edited by hand\n")  # the file is not as it was left
+        assert j.current_reports("b", [report], "t1") is None
+        j.record_reports("b", [report], "t1", counts)
+        report.unlink()
+        assert j.current_reports("b", [report], "t1") is None

@@ -103,9 +103,16 @@ def test_retry_failed_and_edited_rows(tmp_path: Path) -> None:
     with EmulatorProcess("--run-seconds", "0.2") as emu:
         assert run_cli(*args(emu, manifest, tmp_path)).returncode == 1
         first = pd.read_parquet(tmp_path / "r.parquet").set_index("id")
-        # Nothing changed: nothing is sent.
-        assert run_cli(*args(emu, manifest, tmp_path)).returncode == 1
+        written = (tmp_path / "r.parquet").stat().st_mtime_ns
+        # Nothing changed: nothing is sent, and the report, which shows exactly this journal
+        # already, is left as it is; the summary says the same.
+        again = run_cli(*args(emu, manifest, tmp_path))
+        assert again.returncode == 1 and "failed" in again.stdout + again.stderr
         assert len(emu.ledger()["runs"]) == 6
+        assert (tmp_path / "r.parquet").stat().st_mtime_ns == written
+        (tmp_path / "r.parquet").unlink()  # a report that went missing is written again
+        assert run_cli(*args(emu, manifest, tmp_path)).returncode == 1
+        assert pd.read_parquet(tmp_path / "r.parquet").set_index("id").equals(first)
         # --retry-failed: only the failed rows, each under a new key.
         assert run_cli(*args(emu, manifest, tmp_path, "--retry-failed")).returncode == 1
         second = pd.read_parquet(tmp_path / "r.parquet").set_index("id")
