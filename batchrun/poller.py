@@ -20,6 +20,7 @@ from .models import Run
 from .retry import call, is_retryable
 
 _PAGE = 100
+_IDLE = 0.05
 T = TypeVar("T")
 
 
@@ -39,7 +40,8 @@ class Pacer:
     def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
         self._idle = 0 if found else self._idle + 1
         if self.duration is None:
-            return min(self.hi, 0.25 * 1.5 ** min(self._idle, 12))
+            # Until a run has been seen to end: soon at first (runs may be quick), then less often.
+            return min(self.hi, 0.05 * 1.5 ** min(self._idle, 12))
         step = min(self.hi, max(self.lo, self.duration / 20))
         due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
         wait = (min(due) - now) if due else step
@@ -71,14 +73,13 @@ class Poller:
             try:
                 found = await self._sweep(flights) if flights else 0
                 await self._read_costs(costs or [])
-                delay = self.pacer.next(found > 0, flights, b.wall())
+                # No run in flight: look again soon for what the submitter sends or a cost due.
+                delay = self.pacer.next(found > 0, flights, b.wall()) if flights else _IDLE
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
                     delay = max(delay, exc.retry_after or 0)  # polls slow down; sends decide alone
                 b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
-            if not flights and not self.finished_sending():
-                delay = min(delay, 0.25)
             self._tell_waiting(flights)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(b.stop.event.wait(), delay)

@@ -137,7 +137,13 @@ class Submitter:
     def _spawn(self, task: RowTask, rnd: int) -> None:
         t = asyncio.create_task(self._send(task, rnd))
         self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        t.add_done_callback(self._finished_send)
+
+    def _finished_send(self, task: asyncio.Task[None]) -> None:
+        # Wake the loop only once the task is gone from the set: woken earlier, it would still
+        # count the send as open and sleep again, which held the end of every batch by up to 1 s.
+        self._tasks.discard(task)
+        self._wake.set()
 
     def _promote_due(self) -> None:
         now = self.b.mono()
@@ -191,8 +197,6 @@ class Submitter:
         else:
             self._adopt(task, created, sent_at)
             await self._record_soon()
-        finally:
-            self._wake.set()
 
     async def _record_soon(self) -> None:
         """Answers that arrive together share one commit: each answered send yields once, and
