@@ -8,7 +8,6 @@ the target and renamed into place, so a reader never sees half a report.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import tempfile
@@ -16,11 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.json as pj
-import pyarrow.parquet as pq
+from typing import Any, Protocol
 
 from . import __version__
 from .journal import ReportRow
@@ -56,18 +51,13 @@ SUFFIXES = (".parquet", ".csv", ".jsonl")
 # Part of what makes a written report current (with the journal's revision and the file).
 FORMAT_TAG = f"batchrun {__version__}, report format 1"
 MANIFEST_PREFIX = "manifest_"
-_OUTPUT_TYPE = pa.list_(
-    pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])
-)
-_TS = pa.timestamp("ms", tz="UTC")
-_TIME_COLUMNS = ("created_at", "started_at", "completed_at")
-_JSON = json.JSONEncoder(ensure_ascii=False)
-_DOWNLOAD_TYPE = pa.list_(
-    pa.struct(
-        [("output_id", pa.string()), ("path", pa.string()), ("bytes", pa.int64()),
-         ("sha256", pa.string())]
-    )
-)  # fmt: skip
+TIME_COLUMNS = ("created_at", "started_at", "completed_at")
+JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+class Writer(Protocol):
+    def add(self, rec: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
 
 
 def report_status(row: ReportRow) -> str:
@@ -145,66 +135,6 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
-def _schema(names: Sequence[str], n_manifest: int) -> pa.Schema:
-    types: dict[str, pa.DataType] = {
-        "charged_cost": pa.float64(),
-        "outputs": _OUTPUT_TYPE,
-        "downloads": _DOWNLOAD_TYPE,
-        "attempt": pa.int32(),
-        "created_at": _TS,
-        "started_at": _TS,
-        "completed_at": _TS,
-    }
-    fields = [pa.field(n, pa.string()) for n in names[:n_manifest]]
-    fields += [pa.field(n, types.get(n, pa.string())) for n in names[n_manifest:]]
-    return pa.schema(fields)
-
-
-class _Parquet:
-    """Buffers rows as JSON lines and writes a row group every 10,000 rows.
-
-    Arrow's JSON reader builds the typed columns: converting Python objects instead makes
-    pyarrow import pandas, which costs the command a quarter of a second to start. Timestamps
-    travel as integer milliseconds and are relabelled as UTC timestamps (no copy, no parsing)."""
-
-    def __init__(self, path: Path, names: list[str], n_manifest: int) -> None:
-        self.names = names
-        self.schema = _schema(names, n_manifest)
-        self.writer = pq.ParquetWriter(path, self.schema)
-        read_schema = pa.schema(
-            [pa.field(f.name, pa.int64()) if f.type == _TS else f for f in self.schema]
-        )
-        self.parse = pj.ParseOptions(explicit_schema=read_schema, unexpected_field_behavior="error")
-        self.buffer: list[str] = []
-
-    def add(self, rec: dict[str, Any]) -> None:
-        out = dict(rec)
-        for col in _TIME_COLUMNS:
-            v = rec[col]
-            out[col] = None if v is None else int(v * 1000)
-        self.buffer.append(_JSON.encode(out) + "\n")
-        if len(self.buffer) >= 10_000:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        data = "".join(self.buffer).encode()
-        self.buffer = []
-        # One block for the whole buffer: a block must hold whole lines, however long a row is.
-        read = pj.ReadOptions(block_size=len(data) + 1, use_threads=False)
-        table = pj.read_json(io.BytesIO(data), read_options=read, parse_options=self.parse)
-        for col in _TIME_COLUMNS:
-            i = table.schema.get_field_index(col)
-            chunks = [c.view(_TS) for c in table.column(i).chunks]
-            table = table.set_column(i, pa.field(col, _TS), pa.chunked_array(chunks, type=_TS))
-        self.writer.write_table(table.select(self.names))
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
-
 class _Csv:
     """Outputs and downloads as JSON text, timestamps as ISO 8601."""
 
@@ -235,16 +165,16 @@ class _Jsonl:
 
 def _json_line(rec: dict[str, Any]) -> str:
     out = dict(rec)
-    for col in _TIME_COLUMNS:
+    for col in TIME_COLUMNS:
         out[col] = _iso(rec[col])
-    return _JSON.encode(out) + "\n"
+    return JSON.encode(out) + "\n"
 
 
 def _flat(rec: dict[str, Any]) -> dict[str, Any]:
     out = dict(rec)
-    out["outputs"] = _JSON.encode(rec["outputs"])
-    out["downloads"] = _JSON.encode(rec["downloads"])
-    for col in _TIME_COLUMNS:
+    out["outputs"] = JSON.encode(rec["outputs"])
+    out["downloads"] = JSON.encode(rec["downloads"])
+    for col in TIME_COLUMNS:
         out[col] = _iso(rec[col])
     return out
 
@@ -263,7 +193,7 @@ def write_reports(
     beside it, renamed into place). Returns the count of rows per status."""
     names = output_columns(manifest_columns)
     temps: list[tuple[Path, Path]] = []
-    outs: list[_Parquet | _Csv | _Jsonl] = []
+    outs: list[Writer] = []
     counts: Counter[str] = Counter()
     try:
         for path in paths:
@@ -274,7 +204,9 @@ def write_reports(
             temps.append((Path(tmp_name), path))
             suffix = path.suffix.lower()
             if suffix == ".parquet":
-                outs.append(_Parquet(Path(tmp_name), names, len(manifest_columns)))
+                from .report_parquet import ParquetReport
+
+                outs.append(ParquetReport(Path(tmp_name), names, len(manifest_columns)))
             elif suffix == ".csv":
                 outs.append(_Csv(Path(tmp_name), names))
             else:
