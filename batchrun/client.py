@@ -210,6 +210,17 @@ def api_error(response: httpx.Response) -> ApiError:
     )
 
 
+def _invalid(response: httpx.Response, message: str) -> ApiError:
+    """An answer that does not mean what the API says it should (read as a duplicate by the
+    submitter: never a reason to send again)."""
+    return ApiError(
+        response.status_code,
+        "invalid_response",
+        message,
+        request_id=response.headers.get("request-id"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
     run: Run
@@ -358,11 +369,8 @@ class FloraClient:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(
-                response.status_code,
-                "invalid_response",
-                "the server answered with something that is not JSON",
-                request_id=response.headers.get("request-id"),
+            raise _invalid(
+                response, "the server answered with something that is not JSON"
             ) from None
 
     async def create_run(self, technique_id: str, body: bytes, key: str) -> Created:
@@ -378,12 +386,7 @@ class FloraClient:
         try:
             run = parse_run(data)
         except (ValueError, AttributeError):
-            raise ApiError(
-                response.status_code,
-                "invalid_response",
-                "create answered without a run id",
-                request_id=response.headers.get("request-id"),
-            ) from None
+            raise _invalid(response, "create answered without a run id") from None
         replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
         return Created(run, response.status_code, replayed)
 
@@ -392,7 +395,7 @@ class FloraClient:
         try:
             return parse_run(self._json(response))
         except (ValueError, AttributeError):
-            raise ApiError(response.status_code, "invalid_response", "run without id") from None
+            raise _invalid(response, "run without id") from None
 
     async def list_runs(
         self,
@@ -438,5 +441,5 @@ class FloraClient:
         if isinstance(data, dict) and isinstance(data.get("technique"), dict):
             data = data["technique"]
         if not isinstance(data, dict):
-            raise ApiError(response.status_code, "invalid_response", "technique is not an object")
+            raise _invalid(response, "technique is not an object")
         return parse_technique(data, technique_id)
