@@ -56,6 +56,29 @@ def test_xlsx_as_it_comes(emulator: EmulatorProcess, tmp_path: Path) -> None:
     assert [i["id"] for i in sent[1]] == ["prompt"]  # the empty style cell is omitted
 
 
+def test_parquet_manifest_from_pandas(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    # The command runs pyarrow without numpy (see cli.entry): reading a manifest pandas wrote,
+    # typed columns and index included, and writing the Parquet report must both still work.
+    df = pd.DataFrame(
+        {"prompt": ["A fox", "An owl"], "seed": [42, 7],
+         "launch": pd.to_datetime(["2026-12-01 00:00", "2026-12-02 09:30"])},
+        index=pd.Index(["a1", "a2"], name="id"),
+    )  # fmt: skip
+    path = tmp_path / "campaign.parquet"
+    df.to_parquet(path)
+    result = run_cli(*base(emulator, path, tmp_path, "-t", "tech_text2img",
+                           "--pass-through", "seed", "--pass-through", "launch"),
+                     env={"PYTHONPROFILEIMPORTTIME": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "pyarrow.parquet" in imported and "numpy" not in imported
+    report = pd.read_parquet(tmp_path / "r.parquet")
+    assert list(report["id"]) == ["a1", "a2"] and list(report["seed"]) == ["42", "7"]
+    assert list(report["status"]) == ["completed", "completed"]
+    assert list(report["launch"]) == ["2026-12-01 00:00:00", "2026-12-02 09:30:00"]
+    assert report["charged_cost"].sum() > 0
+
+
 def test_dry_run_plans_without_sending(emulator: EmulatorProcess, tmp_path: Path) -> None:
     rows = prompts(10)
     rows[4]["prompt"] = " "
