@@ -22,7 +22,7 @@ import httpx
 
 from .errors import ApiError, TransportError
 from .models import Output, Run, Technique, TechniqueInput
-from .netio import AsyncioBackend, declare_asyncio
+from .netio import AsyncioBackend, declare_asyncio, take_free_locks_at_once
 
 DEFAULT_BASE_URL = "https://app.flora.ai/api/v1"
 USER_AGENT = "batchrun/0.1"
@@ -255,6 +255,7 @@ def _transport(
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         # httpx takes no network backend argument, so its pool is rebuilt around ours. Should a
         # future httpx lay out its transport differently, this is skipped and only speed differs.
+        take_free_locks_at_once()
         transport._pool = httpcore.AsyncConnectionPool(
             ssl_context=tls,
             max_connections=connections,
@@ -263,6 +264,15 @@ def _transport(
             network_backend=AsyncioBackend(),
         )
     return transport
+
+
+def _tls_for(base_url: str) -> ssl.SSLContext:
+    """One TLS context for all pools. Loading the system's CAs costs 30 ms of CPU, and a client
+    for a plain-HTTP API (a local gateway, the emulator) sends nothing anywhere else: it gets a
+    context that trusts no one, so a stray https request would fail, never go unverified."""
+    if httpx.URL(base_url).scheme == "https":
+        return ssl.create_default_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class FloraClient:
@@ -296,7 +306,7 @@ class FloraClient:
             # httpcore's pool walks every connection and queued request on each request and
             # each response, so small pools cost far less CPU than one large one (measured).
             shards = max(1, math.ceil(max_connections / _PER_POOL))
-            tls = ssl.create_default_context()  # one for all pools: each costs milliseconds
+            tls = _tls_for(self.base_url)
             per_pool = math.ceil(max_connections / shards)
             proxy = env_proxy(self.base_url)
             self._pools = [_transport(per_pool, tls, proxy) for _ in range(shards)]

@@ -14,7 +14,7 @@ import trustme
 
 from batchrun.client import FloraClient, _transport, env_proxy
 from batchrun.errors import TransportError
-from batchrun.netio import AsyncioBackend
+from batchrun.netio import AsyncioBackend, declare_asyncio
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -203,6 +203,34 @@ def test_the_installed_httpx_takes_our_backend() -> None:
     # default backend: correct, but the CPU figures in the README would no longer hold.
     pool = _transport(4, ssl.create_default_context())._pool
     assert isinstance(pool._network_backend, AsyncioBackend)
+
+
+async def test_httpcore_locks_take_a_free_lock_at_once_and_still_exclude() -> None:
+    from httpcore._synchronization import AsyncLock
+
+    _transport(4, ssl.create_default_context())  # installs the fast locks, as the client does
+    declare_asyncio()
+    lock, order = AsyncLock(), []
+
+    async def other() -> None:
+        order.append("other ran")
+
+    async def holder() -> None:
+        async with lock:
+            order.append("held")
+            await asyncio.sleep(0.01)
+            order.append("released")
+
+    async def waiter() -> None:
+        async with lock:
+            order.append("waiter got it")
+
+    task = asyncio.create_task(other())
+    async with lock:  # free: taken without a turn of the loop, so `other` has not run yet
+        order.append("free lock taken")
+    await task
+    await asyncio.gather(holder(), waiter())
+    assert order == ["free lock taken", "other ran", "held", "released", "waiter got it"]
 
 
 async def test_an_environment_proxy_is_used_like_httpx_would(
