@@ -8,14 +8,15 @@ escapes. The API key is attached only to requests for the configured API origin.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import ssl
 import time
 import urllib.request
-from collections.abc import Container, Generator, Mapping
+from collections.abc import Container, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpcore
 import httpx
@@ -142,7 +143,7 @@ def parse_technique(data: Mapping[str, Any], requested: str) -> Technique:
     )
 
 
-def _retry_after(headers: httpx.Headers, now: float) -> float | None:
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
@@ -157,6 +158,37 @@ def _retry_after(headers: httpx.Headers, now: float) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_tz(value)
         return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - now)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer read whole: what the calls below need of it, whichever transport carried
+    it. Header names are in lower case; a repeated header's values are joined with ", "."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """A body as sent with Content-Encoding, decoded by httpx's own decoders."""
+    return httpx.Response(200, headers={"Content-Encoding": encoding}, content=body).content
 
 
 _RUN_ID_KEYS = ("run_id", "runId", "technique_run_id")
@@ -182,7 +214,7 @@ def _named_run(body: Any) -> str | None:
     return None
 
 
-def api_error(response: httpx.Response) -> ApiError:
+def api_error(response: Answer) -> ApiError:
     code, message, fields = f"http_{response.status_code}", response.reason_phrase, []
     try:
         body = response.json()
@@ -210,7 +242,7 @@ def api_error(response: httpx.Response) -> ApiError:
     )
 
 
-def _invalid(response: httpx.Response, message: str) -> ApiError:
+def _invalid(response: Answer, message: str) -> ApiError:
     """An answer that does not mean what the API says it should (read as a duplicate by the
     submitter: never a reason to send again)."""
     return ApiError(
@@ -245,25 +277,19 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(u.scheme) or proxies.get("all")
 
 
-def _transport(
-    connections: int, tls: ssl.SSLContext, proxy: str | None = None
-) -> httpx.AsyncHTTPTransport:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    if proxy:
-        return httpx.AsyncHTTPTransport(verify=tls, limits=limits, proxy=proxy)
-    transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
-    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        # httpx takes no network backend argument, so its pool is rebuilt around ours. Should a
-        # future httpx lay out its transport differently, this is skipped and only speed differs.
-        take_free_locks_at_once()
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=tls,
-            max_connections=connections,
-            max_keepalive_connections=connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
-        )
-    return transport
+_KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept: httpx's default
+
+
+def _pool(connections: int, tls: ssl.SSLContext) -> httpcore.AsyncConnectionPool:
+    """A connection pool of httpx's transport layer (httpcore) on our network backend."""
+    take_free_locks_at_once()
+    return httpcore.AsyncConnectionPool(
+        ssl_context=tls,
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=_KEEPALIVE_EXPIRY,
+        network_backend=AsyncioBackend(),
+    )
 
 
 def _tls_for(base_url: str) -> ssl.SSLContext:
@@ -275,12 +301,23 @@ def _tls_for(base_url: str) -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
+_CORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpx.DecodingError,
+)
+
+
 class FloraClient:
     """One async client per batch. ``transport`` is injectable so tests can run in-process.
 
-    Requests go straight to httpx transports: the client layer's cookie jar, redirect and auth
-    machinery cost about as much CPU per request as the HTTP exchange itself, and none of it is
-    wanted here (no cookies, no redirects followed, one bearer header for one origin).
+    Requests go to httpx's transport layer (httpcore) directly: httpx's client layer (cookie jar,
+    redirects, auth flow) and its request and response models cost about a third of the CPU of
+    a request, and none of it is wanted here (no cookies, no redirects followed, one bearer
+    header for one origin). An injected httpx transport, or a proxy named by the environment,
+    is used through httpx as usual.
     """
 
     def __init__(
@@ -293,25 +330,39 @@ class FloraClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        base = httpx.URL(self.base_url)
+        self._base_path = base.raw_path.split(b"?")[0].rstrip(b"/").decode("ascii")
+        self._origin = httpx.URL(scheme=base.scheme, host=base.host, port=base.port)
         self._auth = OriginBearerAuth(api_key, self.base_url) if api_key else None
         self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
         self._headers = {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",  # what httpx's client offers; it decodes both
+            "Accept-Encoding": "gzip, deflate",  # what httpx's client offers; decoded by httpx
         }
-        if transport is not None:
-            self._pools: list[httpx.AsyncBaseTransport] = [transport]
-        else:
+        # By construction every request goes to the API origin, so the key rides on all of them.
+        raw = [
+            (b"Host", base.netloc),
+            *((k.encode(), v.encode()) for k, v in self._headers.items()),
+        ]
+        if api_key:
+            raw.append((b"Authorization", f"Bearer {api_key}".encode()))
+        self._raw_headers = raw
+        self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
+        self._transport: httpx.AsyncBaseTransport | None = transport
+        self._pools: list[httpcore.AsyncConnectionPool] = []
+        if transport is None and (proxy := env_proxy(self.base_url)):
+            self._transport = httpx.AsyncHTTPTransport(
+                verify=_tls_for(self.base_url), proxy=proxy,
+                limits=httpx.Limits(max_connections=max_connections),
+            )  # fmt: skip
+        elif transport is None:
             # httpcore's pool walks every connection and queued request on each request and
             # each response, so small pools cost far less CPU than one large one (measured).
             shards = max(1, math.ceil(max_connections / _PER_POOL))
             tls = _tls_for(self.base_url)
-            per_pool = math.ceil(max_connections / shards)
-            proxy = env_proxy(self.base_url)
-            self._pools = [_transport(per_pool, tls, proxy) for _ in range(shards)]
+            self._pools = [_pool(math.ceil(max_connections / shards), tls) for _ in range(shards)]
         self._busy = [0] * len(self._pools)
-        self._creates: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> FloraClient:
         return self
@@ -322,39 +373,45 @@ class FloraClient:
     async def aclose(self) -> None:
         for pool in self._pools:
             await pool.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
-    def _url(self, *parts: str) -> str:
-        return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
-
-    def _create_url(self, technique_id: str) -> httpx.URL:
-        # Parsed once per technique: httpx parses a URL given as text on every request, which
-        # costs more than building the rest of the request.
-        url = self._creates.get(technique_id)
-        if url is None:
-            url = self._creates[technique_id] = httpx.URL(
-                self._url("techniques", technique_id, "runs")
-            )
-        return url
+    def _path(self, *parts: str) -> str:
+        return self._base_path + "/" + "/".join(quote(p, safe="") for p in parts)
 
     async def _send(
         self,
         method: str,
-        url: str | httpx.URL,
+        path: str,
         *,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str | int] | None = None,
-    ) -> httpx.Response:
-        request = httpx.Request(
-            method,
-            url,
-            params=params,
-            content=content,
-            headers={**self._headers, **headers} if headers else self._headers,
-            extensions={"timeout": self._timeout},
-        )
-        if self._auth is not None:
-            self._auth.sign(request)
+    ) -> Answer:
+        """One request to the API origin. ``path``: from ``_path``, percent-encoded."""
+        target = f"{path}?{urlencode(params)}" if params else path
+        try:
+            if self._pools:
+                answer = await self._exchange(method, target, content, headers)
+            else:
+                answer = await self._exchange_httpx(method, target, content, headers)
+        except (httpx.TransportError, *_CORE_ERRORS) as exc:
+            # The message names the exception type only: URLs could carry secrets one day.
+            raise TransportError(f"{type(exc).__name__} talking to {self._origin.host}") from None
+        if answer.status_code >= 300:
+            raise api_error(answer)
+        return answer
+
+    async def _exchange(
+        self, method: str, target: str, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> Answer:
+        raw = [*self._raw_headers, *((k.encode(), v.encode()) for k, v in (headers or {}).items())]
+        if content is not None:
+            raw.append((b"Content-Length", b"%d" % len(content)))
+        url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port,
+                           target=target.encode("ascii"))  # fmt: skip
+        request = httpcore.Request(method.encode("ascii"), url, headers=raw, content=content,
+                                   extensions={"timeout": self._timeout})  # fmt: skip
         declare_asyncio()
         busy = self._busy
         shard = busy.index(min(busy))
@@ -362,20 +419,41 @@ class FloraClient:
         try:
             response = await self._pools[shard].handle_async_request(request)
             try:
-                await response.aread()
+                body = await response.aread()
             finally:
                 await response.aclose()
-        except httpx.TransportError as exc:
-            # The message names the exception type only: URLs could carry secrets one day.
-            raise TransportError(f"{type(exc).__name__} talking to {request.url.host}") from None
         finally:
             busy[shard] -= 1
-        if response.status_code >= 300:
-            raise api_error(response)
-        return response
+        answer_headers = _header_map(response.headers)
+        encoding = answer_headers.get("content-encoding")
+        if encoding and encoding.strip().lower() != "identity":
+            body = _decoded(body, encoding)
+        reason = response.extensions.get("reason_phrase", b"")
+        return Answer(response.status, reason.decode("ascii", "replace"), answer_headers, body)
+
+    async def _exchange_httpx(
+        self, method: str, target: str, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> Answer:
+        assert self._transport is not None
+        request = httpx.Request(
+            method,
+            self._origin.join(target),
+            content=content,
+            headers={**self._headers, **headers} if headers else self._headers,
+            extensions={"timeout": self._timeout},
+        )
+        if self._auth is not None:
+            self._auth.sign(request)
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return Answer(response.status_code, response.reason_phrase,
+                      _header_map(response.headers.raw), response.content)  # fmt: skip
 
     @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(response: Answer) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -386,7 +464,7 @@ class FloraClient:
     async def create_run(self, technique_id: str, body: bytes, key: str) -> Created:
         response = await self._send(
             "POST",
-            self._create_url(technique_id),
+            self._path("techniques", technique_id, "runs"),
             content=body,
             headers={"Content-Type": "application/json", "Idempotency-Key": key},
         )
@@ -401,7 +479,7 @@ class FloraClient:
         return Created(run, response.status_code, replayed)
 
     async def get_run(self, technique_id: str, run_id: str) -> Run:
-        response = await self._send("GET", self._url("techniques", technique_id, "runs", run_id))
+        response = await self._send("GET", self._path("techniques", technique_id, "runs", run_id))
         try:
             return parse_run(self._json(response))
         except (ValueError, AttributeError):
@@ -425,7 +503,7 @@ class FloraClient:
             params["cursor"] = cursor
         if status:
             params["status"] = status
-        response = await self._send("GET", self._url("technique-runs"), params=params)
+        response = await self._send("GET", self._path("technique-runs"), params=params)
         data = self._json(response)
         items = data.get("technique_runs", data.get("data")) if isinstance(data, dict) else None
         items = items if isinstance(items, list) else []
@@ -446,7 +524,7 @@ class FloraClient:
         return RunPage(tuple(runs), str(next_cursor) if next_cursor else None, last_created)
 
     async def get_technique(self, technique_id: str) -> Technique:
-        response = await self._send("GET", self._url("techniques", technique_id))
+        response = await self._send("GET", self._path("techniques", technique_id))
         data = self._json(response)
         if isinstance(data, dict) and isinstance(data.get("technique"), dict):
             data = data["technique"]

@@ -1,5 +1,7 @@
 import json
+from collections.abc import Callable
 
+import httpcore
 import httpx
 import pytest
 
@@ -9,11 +11,47 @@ from batchrun.errors import ApiError, TransportError
 BASE = "https://api.example.com/api/v1"
 
 
-def client_for(handler) -> FloraClient:
-    return FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(handler))
+class CorePool:
+    """httpcore's pool interface answered by an httpx-style handler: the client's own path, the
+    one it takes without an injected transport, with no network under it."""
+
+    def __init__(self, handler) -> None:
+        self.handler = handler
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        seen = httpx.Request(request.method, bytes(request.url).decode(), headers=request.headers,
+                             content=body)  # fmt: skip
+        try:
+            answer = self.handler(seen)
+        except httpx.TransportError as exc:
+            raise httpcore.RemoteProtocolError(str(exc)) from None
+        raw = b"".join(answer.stream)  # as sent, before httpx decoded it
+        return httpcore.Response(answer.status_code, headers=answer.headers.raw, content=raw,
+                                 extensions={"reason_phrase": answer.reason_phrase.encode()})  # fmt: skip
+
+    async def aclose(self) -> None:
+        pass
 
 
-async def test_create_accepts_200_and_201_and_sends_key_in_both_places() -> None:
+Factory = Callable[[Callable[[httpx.Request], httpx.Response]], FloraClient]
+
+
+@pytest.fixture(params=["httpcore", "httpx transport"])
+def client_for(request: pytest.FixtureRequest) -> Factory:
+    """Each test runs on both paths: httpcore's pools (the default) and an injected transport."""
+
+    def make(handler: Callable[[httpx.Request], httpx.Response]) -> FloraClient:
+        if request.param == "httpx transport":
+            return FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(handler))
+        client = FloraClient(BASE, "sk-secret", max_connections=4)
+        client._pools = [CorePool(handler)]  # type: ignore[list-item]
+        return client
+
+    return make
+
+
+async def test_create_accepts_200_and_201_and_sends_key_in_both_places(client_for: Factory) -> None:
     seen = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -34,7 +72,7 @@ async def test_create_accepts_200_and_201_and_sends_key_in_both_places() -> None
     assert seen[0].url.path == "/api/v1/techniques/tech/runs"
 
 
-async def test_error_body_becomes_api_error_with_request_id() -> None:
+async def test_error_body_becomes_api_error_with_request_id(client_for: Factory) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             400,
@@ -56,7 +94,7 @@ async def test_error_body_becomes_api_error_with_request_id() -> None:
     assert "inputs[0].value: empty" in str(err) and "req_9" in str(err)
 
 
-async def test_retry_after_headers() -> None:
+async def test_retry_after_headers(client_for: Factory) -> None:
     answers = iter(
         [
             httpx.Response(429, headers={"retry-after-ms": "1500"}),
@@ -74,7 +112,7 @@ async def test_retry_after_headers() -> None:
     assert delays == [1.5, 3.0, None]
 
 
-async def test_transport_failures_become_transport_error() -> None:
+async def test_transport_failures_become_transport_error(client_for: Factory) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.RemoteProtocolError("peer closed", request=request)
 
@@ -116,7 +154,7 @@ def test_run_parsing_survives_both_readings() -> None:
     assert listed.run_id == "r3" and listed.technique_id == "t"
 
 
-async def test_list_pages_and_technique() -> None:
+async def test_list_pages_and_technique(client_for: Factory) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/technique-runs"):
             assert request.url.params["limit"] == "100"
@@ -148,7 +186,9 @@ async def test_list_pages_and_technique() -> None:
     assert tech.run_cost == 0.04 and tech.inputs[0].id == "prompt"
 
 
-async def test_list_parses_only_the_runs_asked_for_and_says_how_old_the_page_reaches() -> None:
+async def test_list_parses_only_the_runs_asked_for_and_says_how_old_the_page_reaches(
+    client_for: Factory,
+) -> None:
     items = [
         {"technique_run_id": "a", "status": "completed", "created_at": 30},
         {"runId": "b", "status": "running", "createdAt": 20_000},
@@ -167,7 +207,7 @@ async def test_list_parses_only_the_runs_asked_for_and_says_how_old_the_page_rea
     assert every.last_created_at == some.last_created_at == 10.0
 
 
-async def test_list_without_items_is_an_empty_page() -> None:
+async def test_list_without_items_is_an_empty_page(client_for: Factory) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"technique_runs": None, "meta": None})
 
@@ -176,7 +216,7 @@ async def test_list_without_items_is_an_empty_page() -> None:
     assert page.runs == () and page.next_cursor is None and page.last_created_at is None
 
 
-async def test_compressed_answers_are_decoded() -> None:
+async def test_compressed_answers_are_decoded(client_for: Factory) -> None:
     import gzip
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -8,11 +8,12 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 import pytest
 import trustme
 
-from batchrun.client import FloraClient, _transport, env_proxy
+from batchrun.client import FloraClient, _pool, env_proxy
 from batchrun.errors import TransportError
 from batchrun.netio import AsyncioBackend, declare_asyncio
 
@@ -49,9 +50,11 @@ async def server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIt
         srv.close()
 
 
-async def get(transport: httpx.AsyncBaseTransport, url: str, timeout: float = 5.0) -> bytes:
-    request = httpx.Request("GET", url, extensions={"timeout": httpx.Timeout(timeout).as_dict()})
-    response = await transport.handle_async_request(request)
+async def get(pool: httpcore.AsyncConnectionPool, url: str, timeout: float = 5.0) -> bytes:
+    host = httpx.URL(url).netloc
+    request = httpcore.Request("GET", url, headers=[(b"Host", host)],
+                               extensions={"timeout": httpx.Timeout(timeout).as_dict()})  # fmt: skip
+    response = await pool.handle_async_request(request)
     try:
         return await response.aread()
     finally:
@@ -83,10 +86,10 @@ async def test_tls_with_a_trusted_certificate_and_keep_alive(ca: trustme.CA) -> 
         writer.close()
 
     async with server(handler, server_tls) as port:
-        transport = _transport(2, client_tls)
+        pool = _pool(2, client_tls)
         for _ in range(3):
-            assert await get(transport, f"https://localhost:{port}/x") == b'{"ok": true}'
-        await transport.aclose()
+            assert await get(pool, f"https://localhost:{port}/x") == b'{"ok": true}'
+        await pool.aclose()
     assert connections == 1  # one TLS connection served all three
 
 
@@ -100,10 +103,10 @@ async def test_untrusted_certificate_is_refused(ca: trustme.CA) -> None:
         await read_request(reader)
 
     async with server(handler, server_tls) as port:
-        transport = _transport(2, client_tls)
-        with pytest.raises(httpx.ConnectError):
-            await get(transport, f"https://localhost:{port}/x")
-        await transport.aclose()
+        pool = _pool(2, client_tls)
+        with pytest.raises(httpcore.ConnectError):
+            await get(pool, f"https://localhost:{port}/x")
+        await pool.aclose()
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
@@ -118,11 +121,11 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
         writer.close()
 
     async with server(handler) as port:
-        transport = _transport(1, ssl.create_default_context())
-        assert await get(transport, f"http://127.0.0.1:{port}/a") == b"[]"
+        pool = _pool(1, ssl.create_default_context())
+        assert await get(pool, f"http://127.0.0.1:{port}/a") == b"[]"
         await asyncio.sleep(0.05)  # the hang-up arrives while the connection is idle
-        assert await get(transport, f"http://127.0.0.1:{port}/b") == b"[]"
-        await transport.aclose()
+        assert await get(pool, f"http://127.0.0.1:{port}/b") == b"[]"
+        await pool.aclose()
     assert served == 2
 
 
@@ -136,12 +139,14 @@ async def test_large_bodies_arrive_whole() -> None:
         await writer.drain()
 
     async with server(handler) as port:
-        transport = _transport(1, ssl.create_default_context())
-        request = httpx.Request("POST", f"http://127.0.0.1:{port}/", content=body)
-        response = await transport.handle_async_request(request)
+        pool = _pool(1, ssl.create_default_context())
+        request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
+                                   headers=[(b"Host", b"127.0.0.1"),
+                                            (b"Content-Length", b"%d" % len(body))])  # fmt: skip
+        response = await pool.handle_async_request(request)
         assert await response.aread() == body
         await response.aclose()
-        await transport.aclose()
+        await pool.aclose()
 
 
 async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
@@ -156,15 +161,15 @@ async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
         writer.transport.abort()
 
     async with server(silent) as port:
-        transport = _transport(1, ssl.create_default_context())
-        with pytest.raises(httpx.ReadTimeout):
-            await get(transport, f"http://127.0.0.1:{port}/", timeout=0.2)
-        await transport.aclose()
+        pool = _pool(1, ssl.create_default_context())
+        with pytest.raises(httpcore.ReadTimeout):
+            await get(pool, f"http://127.0.0.1:{port}/", timeout=0.2)
+        await pool.aclose()
     async with server(cut) as port:
-        transport = _transport(1, ssl.create_default_context())
-        with pytest.raises(httpx.TransportError):
-            await get(transport, f"http://127.0.0.1:{port}/")
-        await transport.aclose()
+        pool = _pool(1, ssl.create_default_context())
+        with pytest.raises((httpcore.ReadError, httpcore.RemoteProtocolError)):
+            await get(pool, f"http://127.0.0.1:{port}/")
+        await pool.aclose()
     # A port nobody listens on any more: the client's own error type, no URL or key in it.
     async with FloraClient(f"http://127.0.0.1:{port}/api/v1", "sk-secret") as client:
         with pytest.raises(TransportError) as info:
@@ -198,17 +203,16 @@ async def test_the_client_spreads_requests_over_its_pools() -> None:
     assert len(runs) == 24 and peak == 24  # all at once: none queued behind a busy pool
 
 
-def test_the_installed_httpx_takes_our_backend() -> None:
-    # If httpx laid out its transport differently, the client would silently fall back to the
-    # default backend: correct, but the CPU figures in the README would no longer hold.
-    pool = _transport(4, ssl.create_default_context())._pool
-    assert isinstance(pool._network_backend, AsyncioBackend)
+def test_the_client_sends_through_pools_on_our_backend() -> None:
+    client = FloraClient("http://127.0.0.1:9/api/v1", "k", max_connections=8)
+    assert len(client._pools) == 2
+    assert all(isinstance(p._network_backend, AsyncioBackend) for p in client._pools)
 
 
 async def test_httpcore_locks_take_a_free_lock_at_once_and_still_exclude() -> None:
     from httpcore._synchronization import AsyncLock
 
-    _transport(4, ssl.create_default_context())  # installs the fast locks, as the client does
+    _pool(4, ssl.create_default_context())  # installs the fast locks, as the client does
     declare_asyncio()
     lock, order = AsyncLock(), []
 
