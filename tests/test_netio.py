@@ -149,6 +149,28 @@ async def test_large_bodies_arrive_whole() -> None:
         await pool.aclose()
 
 
+async def test_a_request_leaves_in_one_send() -> None:
+    # httpcore writes head and body apart; held until the read, they leave as one segment.
+    first_reads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first_reads.append(await reader.read(1 << 16))
+        writer.write(answer(b"{}"))
+        await writer.drain()
+
+    body = b'{"inputs": []}'
+    async with server(handler) as port:
+        pool = _pool(1, ssl.create_default_context())
+        request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
+                                   headers=[(b"Host", b"127.0.0.1"),
+                                            (b"Content-Length", b"%d" % len(body))])  # fmt: skip
+        response = await pool.handle_async_request(request)
+        assert await response.aread() == b"{}"
+        await response.aclose()
+        await pool.aclose()
+    assert first_reads[0].startswith(b"POST / HTTP/1.1\r\n") and first_reads[0].endswith(body)
+
+
 async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
