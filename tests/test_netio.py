@@ -15,7 +15,7 @@ import trustme
 
 from batchrun.client import FloraClient, _pool, env_proxy
 from batchrun.errors import TransportError
-from batchrun.netio import AsyncioBackend, declare_asyncio
+from batchrun.netio import AsyncioBackend, _Connection, declare_asyncio
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -129,6 +129,21 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
     assert served == 2
 
 
+async def post(port: int, body: bytes) -> bytes:
+    pool = _pool(1, ssl.create_default_context())
+    request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
+                               headers=[(b"Host", b"127.0.0.1"),
+                                        (b"Content-Length", b"%d" % len(body))])  # fmt: skip
+    try:
+        response = await pool.handle_async_request(request)
+        try:
+            return await response.aread()
+        finally:
+            await response.aclose()
+    finally:
+        await pool.aclose()
+
+
 async def test_large_bodies_arrive_whole() -> None:
     body = b"x" * (5 << 20)  # above the buffer's high-water mark: reading pauses and resumes
 
@@ -139,36 +154,30 @@ async def test_large_bodies_arrive_whole() -> None:
         await writer.drain()
 
     async with server(handler) as port:
-        pool = _pool(1, ssl.create_default_context())
-        request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
-                                   headers=[(b"Host", b"127.0.0.1"),
-                                            (b"Content-Length", b"%d" % len(body))])  # fmt: skip
-        response = await pool.handle_async_request(request)
-        assert await response.aread() == body
-        await response.aclose()
-        await pool.aclose()
+        assert await post(port, body) == body
 
 
-async def test_a_request_leaves_in_one_send() -> None:
-    # httpcore writes head and body apart; held until the read, they leave as one segment.
-    first_reads: list[bytes] = []
+async def test_a_request_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpcore writes head and body apart; held until it reads, they leave in one system call.
+    writes: list[bytes] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first_reads.append(await reader.read(1 << 16))
+        await read_request(reader)
         writer.write(answer(b"{}"))
         await writer.drain()
 
-    body = b'{"inputs": []}'
     async with server(handler) as port:
-        pool = _pool(1, ssl.create_default_context())
-        request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
-                                   headers=[(b"Host", b"127.0.0.1"),
-                                            (b"Content-Length", b"%d" % len(body))])  # fmt: skip
-        response = await pool.handle_async_request(request)
-        assert await response.aread() == b"{}"
-        await response.aclose()
-        await pool.aclose()
-    assert first_reads[0].startswith(b"POST / HTTP/1.1\r\n") and first_reads[0].endswith(body)
+        made = _Connection.connection_made
+
+        def counting(self: _Connection, transport: asyncio.BaseTransport) -> None:
+            made(self, transport)
+            real = transport.write  # type: ignore[attr-defined]
+            transport.write = lambda data: (writes.append(bytes(data)), real(data))  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(_Connection, "connection_made", counting)
+        assert await post(port, b'{"inputs": []}') == b"{}"
+    assert len(writes) == 1 and writes[0].startswith(b"POST / HTTP/1.1\r\n")
+    assert writes[0].endswith(b'{"inputs": []}')
 
 
 async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
