@@ -41,7 +41,7 @@ from .manifest import ManifestOptions, open_manifest
 from .models import State, Technique
 from .poller import Poller
 from .recovery import Recovery
-from .report import FORMAT_TAG, check_report_path, write_reports
+from .report import FORMAT_TAG, check_report_path, preload, write_reports
 from .submitter import Submitter
 from .techniques import fetch_techniques
 
@@ -230,7 +230,9 @@ def _install_signals(stop: Stop, emit: Emit) -> Callable[[], None]:
     return remove
 
 
-async def _drive(b: Batch, allowance: Callable[[], int] | None = None) -> tuple[int, int]:
+async def _drive(
+    b: Batch, allowance: Callable[[], int] | None = None, reports: Sequence[Path] = ()
+) -> tuple[int, int]:
     submitter = Submitter(b, allowance)
     recovery = Recovery(b, submitter.finished)
     poller = Poller(b, lambda: submitter.done and recovery_done.is_set())
@@ -242,15 +244,20 @@ async def _drive(b: Batch, allowance: Callable[[], int] | None = None) -> tuple[
         finally:
             recovery_done.set()
 
+    async def last_runs() -> None:
+        await submitter.finished.wait()
+        preload(reports)
+
     tasks = [
         asyncio.create_task(submitter.run()),
         asyncio.create_task(recover()),
         asyncio.create_task(poller.run()),
     ]
+    warm = asyncio.create_task(last_runs())
     try:
         await asyncio.gather(*tasks)
     finally:
-        for t in tasks:
+        for t in (*tasks, warm):
             t.cancel()
     return submitter.sent, recovery.recovered
 
@@ -346,7 +353,9 @@ async def run_batch_async(
                             opts.max_cost, journal, name, _estimate(techniques),
                             lambda: meter.in_flight,
                         )  # fmt: skip
-                    sent, recovered = await _drive(b, budget.allowance if budget else None)
+                    sent, recovered = await _drive(
+                        b, budget.allowance if budget else None, opts.report_paths()
+                    )
                 else:
                     sent = recovered = 0
             if opts.download is not None and not stop.stopping:

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,3 +73,16 @@ def test_formats_agree_and_keep_awkward_cells(tmp_path: Path) -> None:
         assert (p["created_at"] is None) == (j["created_at"] is None) == (c["created_at"] == "")
     assert lines[0]["created_at"] == "2025-11-28T13:48:42.123Z"
     assert json.loads(flat[0]["outputs"]) == lines[0]["outputs"]
+
+
+def test_preload_loads_the_parquet_writer_in_a_thread_and_only_for_parquet() -> None:
+    script = (
+        "import sys; from pathlib import Path; from batchrun.report import preload\n"
+        "assert preload([Path('r.csv'), Path('r.jsonl')]) is None\n"
+        "assert 'pyarrow' not in sys.modules\n"
+        "thread = preload([Path('r.csv'), Path('r.parquet')]); thread.join()\n"
+        "assert 'batchrun.report_parquet' in sys.modules and 'pyarrow' in sys.modules\n"
+        "assert preload([Path('r.parquet')]) is None  # loaded already\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
