@@ -7,12 +7,13 @@ import json
 import sys
 import time
 from collections import Counter
-from typing import Any, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..context import Event
 from .common import scrub
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Tally:
@@ -118,6 +119,8 @@ class BarProgress:
     """tqdm bars for runs sent and runs finished, with counts and cost alongside."""
 
     def __init__(self, batch: str, stream: TextIO | None = None, notebook: bool = False) -> None:
+        from tqdm import tqdm  # imported for bars only: quiet and logged runs start faster
+
         self.batch = batch
         self.bar: Any = tqdm
         if notebook:
@@ -149,14 +152,14 @@ class BarProgress:
                                   in_flight=f["in_flight"], cost=f"${f['cost']:.2f}",
                                   refresh=False)  # fmt: skip
         elif event.kind in ("notice", "stopping"):
-            tqdm.write(scrub(d.get("message") or d.get("reason", "")), file=self.stream)
+            self.bar.write(scrub(d.get("message") or d.get("reason", "")), file=self.stream)
         elif event.kind == "waiting":
             now = time.monotonic()
             if now - self._last_wait > 5:
                 self._last_wait = now
                 secs = d.get("seconds")
                 wait = f", waiting {secs:.1f}s" if secs else ""
-                tqdm.write(scrub(f"{d['reason']}{wait}"), file=self.stream)
+                self.bar.write(scrub(f"{d['reason']}{wait}"), file=self.stream)
 
     def close(self) -> None:
         for bar in (self.sent, self.done):
