@@ -10,7 +10,7 @@ install:
 	$(BIN)/pip install --quiet -e '.[test]'
 	@# An editable install leaves our modules uncompiled; with PYTHONDONTWRITEBYTECODE set they
 	@# would be compiled again at every start (80 ms of CPU per command).
-	$(BIN)/python -m compileall -q batchrun bench
+	$(BIN)/python -m compileall -q -f batchrun bench
 
 test:
 	$(BIN)/pytest -q
@@ -24,7 +24,7 @@ demo:
 	$(BIN)/python -m batchrun.demo
 
 bench:
-	$(BIN)/python -m compileall -q batchrun bench
+	$(BIN)/python -m compileall -q -f batchrun bench
 	$(BIN)/python -m bench
 
 clean:
