@@ -24,7 +24,6 @@ from .retry import call, is_retryable
 
 _PAGE = 1000
 _MAX_GROUP = 200
-_GATHER = 0.003
 
 
 def _duplicate(exc: ApiError) -> bool:
@@ -106,9 +105,11 @@ class Submitter:
                 await self._wait_for_room()
                 continue
             if room < max(1, b.meter.limit // 4) and not gathered:
-                # A moment for more slots to free up: one durable commit then covers them all.
+                # One turn of the loop for answers already in to free their slots too: one
+                # durable commit then covers them all. (A sweep frees all it found at once;
+                # waiting longer for more only delayed every run cycle, by 2 ms measured.)
                 gathered = True
-                await asyncio.sleep(_GATHER)
+                await asyncio.sleep(0)
                 continue
             gathered = False
             group: list[tuple[RowTask, int]] = []
