@@ -27,10 +27,22 @@ T = TypeVar("T")
 class Pacer:
     """How long to wait before the next sweep."""
 
-    def __init__(self, lo: float, hi: float) -> None:
+    def __init__(self, lo: float, hi: float, offsets: Sequence[float] = ()) -> None:
         self.lo, self.hi = lo, hi
         self.duration: float | None = None  # typical run duration, learnt
         self._idle = 0
+        self._offsets = offsets  # server created_at minus our send time, recent creates
+
+    def _due(self, f: InFlight, duration: float, skew: float | None) -> float | None:
+        """When a run should end, on our clock. From the server's created_at where its clock
+        is known to within a few ms of ours (the creates of a wave leave one after another, so
+        the send time runs early); never before the send time says, nor much after."""
+        if f.sent_at is None:
+            return None
+        early = f.sent_at + duration
+        if skew is None or f.created_at is None:
+            return early
+        return min(max(f.created_at - skew + duration, early), early + duration / 10)
 
     def observe(self, run: Run) -> None:
         if run.completed_at and run.created_at and run.completed_at >= run.created_at:
@@ -43,7 +55,10 @@ class Pacer:
             # Until a run has been seen to end: soon at first (runs may be quick), then less often.
             return min(self.hi, 0.05 * 1.5 ** min(self._idle, 12))
         step = min(self.hi, max(self.lo, self.duration / 20))
-        due = [f.sent_at + self.duration for f in flights if f.sent_at is not None]
+        skew = None
+        if len(self._offsets) >= 5 and max(self._offsets) - min(self._offsets) < 0.1:
+            skew = min(self._offsets)  # the create that waited least: our clocks' difference
+        due = [d for f in flights if (d := self._due(f, self.duration, skew)) is not None]
         wait = (min(due) - now) if due else step
         # Not before a run is due, but once some are overdue, every `step`.
         return min(self.hi, max(step if wait <= 0 else wait, self.lo))
@@ -57,7 +72,7 @@ class Poller:
     def __init__(self, batch: Batch, finished_sending: Callable[[], bool]) -> None:
         self.b = batch
         self.finished_sending = finished_sending
-        self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max)
+        self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max, batch.clock_offsets)
         self._list_works: dict[str, bool] = {}
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
         self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
@@ -71,10 +86,12 @@ class Poller:
             if not flights and costs is None and self.finished_sending():
                 return
             try:
-                found = await self._sweep(flights) if flights else 0
+                done = await self._sweep(flights) if flights else set()
                 await self._read_costs(costs or [])
+                # Paced by the runs still out: those just found finished are due no more.
+                left = [f for f in flights if f.row_id not in done]
                 # No run in flight: look again soon for what the submitter sends or a cost due.
-                delay = self.pacer.next(found > 0, flights, b.wall()) if flights else _IDLE
+                delay = self.pacer.next(bool(done), left, b.wall()) if flights else _IDLE
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
@@ -97,7 +114,8 @@ class Poller:
 
     # -- status ----------------------------------------------------------------------------
 
-    async def _sweep(self, flights: Sequence[InFlight]) -> int:
+    async def _sweep(self, flights: Sequence[InFlight]) -> set[str]:
+        """Status of every run in flight; returns the rows whose runs finished."""
         by_technique: dict[str, dict[str, InFlight]] = defaultdict(dict)
         for f in flights:
             by_technique[f.technique_id][f.run_id] = f
@@ -158,7 +176,7 @@ class Poller:
         """A read, retried briefly: a blip should not cost a whole sweep interval."""
         return await call(lambda: fn(*args), 3, give_up=lambda: self.b.stop.stopping)
 
-    def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> int:
+    def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> set[str]:
         b = self.b
         updates, finished = [], []
         for f in flights:
@@ -174,7 +192,7 @@ class Poller:
             b.meter.release()
             b.emit(Event("finished", {"row_id": row_id, "status": run.status,
                                       "cost": run.charged_cost}))  # fmt: skip
-        return len(finished)
+        return {row_id for row_id, _ in finished}
 
     # -- late costs --------------------------------------------------------------------------
 
