@@ -11,6 +11,7 @@ server gone?" is a flag the event loop already set. HTTP itself stays httpx's an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import Iterable
@@ -155,7 +156,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._held:
-            await self._flush()
+            # As httpcore does with a failed write: a server that answered early and closed
+            # still has its answer read.
+            with contextlib.suppress(httpcore.WriteError):
+                await self._flush()
         conn = self._conn
         while not conn.buffer:
             if conn.eof:

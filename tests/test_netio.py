@@ -15,7 +15,7 @@ import trustme
 
 from batchrun.client import FloraClient, _pool, env_proxy
 from batchrun.errors import TransportError
-from batchrun.netio import AsyncioBackend, _Connection, declare_asyncio
+from batchrun.netio import AsyncioBackend, AsyncioStream, _Connection, declare_asyncio
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -178,6 +178,18 @@ async def test_a_request_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) ->
         assert await post(port, b'{"inputs": []}') == b"{}"
     assert len(writes) == 1 and writes[0].startswith(b"POST / HTTP/1.1\r\n")
     assert writes[0].endswith(b'{"inputs": []}')
+
+
+async def test_an_answer_sent_before_the_request_left_is_still_read() -> None:
+    # The server answered and hung up before our held request went out: like httpcore after a
+    # failed write, the answer is read rather than the write's failure raised.
+    conn = _Connection()
+    conn.data_received(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+    conn.connection_lost(None)
+    stream = AsyncioStream(conn)
+    await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+    assert await stream.read(1 << 16) == b"HTTP/1.1 503 Service Unavailable\r\n\r\n"
+    assert await stream.read(1 << 16) == b""
 
 
 async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
