@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from .client import FloraClient
 from .errors import ApiError, ConfigError
 from .models import Technique
+from .retry import call
 
 MAX_ASKED = 20  # a manifest naming more techniques than this is checked by its creates
+ATTEMPTS = 4  # about 3.5 s of backoff before an unreachable API is called a configuration error
 
 
 async def fetch_techniques(client: FloraClient, ids: Sequence[str]) -> dict[str, Technique | None]:
@@ -18,7 +21,8 @@ async def fetch_techniques(client: FloraClient, ids: Sequence[str]) -> dict[str,
     found: dict[str, Technique | None] = {}
     for tid in ids[:MAX_ASKED]:
         try:
-            found[tid] = await client.get_technique(tid)
+            # Retried like any read: one dropped connection must not end the batch at its start.
+            found[tid] = await call(partial(client.get_technique, tid), ATTEMPTS)
         except ApiError as exc:
             if exc.status in (401, 403):
                 raise ConfigError(

@@ -227,3 +227,27 @@ async def test_compressed_answers_are_decoded(client_for: Factory) -> None:
     async with client_for(handler) as c:
         run = await c.get_run("t", "r")
     assert run.status == "completed"
+
+
+async def test_asking_about_a_technique_survives_a_dropped_connection() -> None:
+    from batchrun.errors import ConfigError
+    from batchrun.techniques import fetch_techniques
+
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("dropped", request=request)
+        return httpx.Response(200, json={"technique_id": "t", "run_cost": 0.04})
+
+    async with FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(handler)) as c:
+        found = await fetch_techniques(c, ["t"])
+    assert found["t"] is not None and found["t"].run_cost == 0.04 and len(calls) == 2
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "no"}})
+
+    async with FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(refused)) as c:
+        with pytest.raises(ConfigError):
+            await fetch_techniques(c, ["t"])
