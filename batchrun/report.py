@@ -195,8 +195,10 @@ def preload(paths: Sequence[Path]) -> threading.Thread | None:
     following it. A write that comes first waits for the import (Python's import lock)."""
     if not any(p.suffix.lower() == ".parquet" for p in paths) or "pyarrow" in sys.modules:
         return None
+    # Not a daemon: a process that ends without writing waits for the import rather than
+    # tearing the interpreter down under it.
     thread = threading.Thread(
-        target=importlib.import_module, args=(f"{__package__}.report_parquet",), daemon=True
+        target=importlib.import_module, args=(f"{__package__}.report_parquet",)
     )
     thread.start()
     return thread
