@@ -21,19 +21,20 @@ from urllib.parse import quote, urlencode
 import httpcore
 import httpx
 
+from .connections import Connections
 from .errors import ApiError, TransportError
 from .models import Output, Run, Technique, TechniqueInput
-from .netio import AsyncioBackend, declare_asyncio, take_free_locks_at_once
+from .netio import declare_asyncio
 
 DEFAULT_BASE_URL = "https://app.flora.ai/api/v1"
 USER_AGENT = "batchrun/0.1"
-_PER_POOL = 4
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _MS_THRESHOLD = 1e11  # epoch seconds stay below this until the year 5138; milliseconds do not
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
     u = httpx.URL(url)
-    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    port = u.port or _DEFAULT_PORTS.get(u.scheme)
     return (u.scheme, u.host, port)
 
 
@@ -280,18 +281,6 @@ def env_proxy(url: str) -> str | None:
 _KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept: httpx's default
 
 
-def _pool(connections: int, tls: ssl.SSLContext) -> httpcore.AsyncConnectionPool:
-    """A connection pool of httpx's transport layer (httpcore) on our network backend."""
-    take_free_locks_at_once()
-    return httpcore.AsyncConnectionPool(
-        ssl_context=tls,
-        max_connections=connections,
-        max_keepalive_connections=connections,
-        keepalive_expiry=_KEEPALIVE_EXPIRY,
-        network_backend=AsyncioBackend(),
-    )
-
-
 def _tls_for(base_url: str) -> ssl.SSLContext:
     """One TLS context for all pools. Loading the system's CAs costs 30 ms of CPU, and a client
     for a plain-HTTP API (a local gateway, the emulator) sends nothing anywhere else: it gets a
@@ -350,19 +339,19 @@ class FloraClient:
         self._raw_headers = raw
         self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
         self._transport: httpx.AsyncBaseTransport | None = transport
-        self._pools: list[httpcore.AsyncConnectionPool] = []
+        self._connections: Connections | None = None
         if transport is None and (proxy := env_proxy(self.base_url)):
             self._transport = httpx.AsyncHTTPTransport(
                 verify=_tls_for(self.base_url), proxy=proxy,
                 limits=httpx.Limits(max_connections=max_connections),
             )  # fmt: skip
         elif transport is None:
-            # httpcore's pool walks every connection and queued request on each request and
-            # each response, so small pools cost far less CPU than one large one (measured).
-            shards = max(1, math.ceil(max_connections / _PER_POOL))
-            tls = _tls_for(self.base_url)
-            self._pools = [_pool(math.ceil(max_connections / shards), tls) for _ in range(shards)]
-        self._busy = [0] * len(self._pools)
+            self._connections = Connections(
+                httpcore.URL(scheme=self._scheme, host=self._host, port=self._port).origin,
+                limit=max_connections,
+                ssl_context=_tls_for(self.base_url),
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+            )
 
     async def __aenter__(self) -> FloraClient:
         return self
@@ -371,8 +360,8 @@ class FloraClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        if self._connections is not None:
+            await self._connections.aclose()
         if self._transport is not None:
             await self._transport.aclose()
 
@@ -391,8 +380,8 @@ class FloraClient:
         """One request to the API origin. ``path``: from ``_path``, percent-encoded."""
         target = f"{path}?{urlencode(params)}" if params else path
         try:
-            if self._pools:
-                answer = await self._exchange(method, target, content, headers)
+            if self._connections is not None:
+                answer = await self._exchange(self._connections, method, target, content, headers)
             else:
                 answer = await self._exchange_httpx(method, target, content, headers)
         except (httpx.TransportError, *_CORE_ERRORS) as exc:
@@ -403,7 +392,12 @@ class FloraClient:
         return answer
 
     async def _exchange(
-        self, method: str, target: str, content: bytes | None, headers: Mapping[str, str] | None
+        self,
+        connections: Connections,
+        method: str,
+        target: str,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
     ) -> Answer:
         raw = [*self._raw_headers, *((k.encode(), v.encode()) for k, v in (headers or {}).items())]
         if content is not None:
@@ -413,17 +407,7 @@ class FloraClient:
         request = httpcore.Request(method.encode("ascii"), url, headers=raw, content=content,
                                    extensions={"timeout": self._timeout})  # fmt: skip
         declare_asyncio()
-        busy = self._busy
-        shard = busy.index(min(busy))
-        busy[shard] += 1
-        try:
-            response = await self._pools[shard].handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        finally:
-            busy[shard] -= 1
+        response, body = await connections.exchange(request)
         answer_headers = _header_map(response.headers)
         encoding = answer_headers.get("content-encoding")
         if encoding and encoding.strip().lower() != "identity":

@@ -11,14 +11,14 @@ from batchrun.errors import ApiError, TransportError
 BASE = "https://api.example.com/api/v1"
 
 
-class CorePool:
-    """httpcore's pool interface answered by an httpx-style handler: the client's own path, the
+class FakeConnections:
+    """The client's connections answered by an httpx-style handler: the client's own path, the
     one it takes without an injected transport, with no network under it."""
 
     def __init__(self, handler) -> None:
         self.handler = handler
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+    async def exchange(self, request: httpcore.Request) -> tuple[httpcore.Response, bytes]:
         body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
         seen = httpx.Request(request.method, bytes(request.url).decode(), headers=request.headers,
                              content=body)  # fmt: skip
@@ -27,8 +27,9 @@ class CorePool:
         except httpx.TransportError as exc:
             raise httpcore.RemoteProtocolError(str(exc)) from None
         raw = b"".join(answer.stream)  # as sent, before httpx decoded it
-        return httpcore.Response(answer.status_code, headers=answer.headers.raw, content=raw,
-                                 extensions={"reason_phrase": answer.reason_phrase.encode()})  # fmt: skip
+        response = httpcore.Response(answer.status_code, headers=answer.headers.raw, content=raw,
+                                     extensions={"reason_phrase": answer.reason_phrase.encode()})  # fmt: skip
+        return response, raw
 
     async def aclose(self) -> None:
         pass
@@ -39,13 +40,14 @@ Factory = Callable[[Callable[[httpx.Request], httpx.Response]], FloraClient]
 
 @pytest.fixture(params=["httpcore", "httpx transport"])
 def client_for(request: pytest.FixtureRequest) -> Factory:
-    """Each test runs on both paths: httpcore's pools (the default) and an injected transport."""
+    """Each test runs on both paths: httpcore connections (the default) and an injected
+    transport."""
 
     def make(handler: Callable[[httpx.Request], httpx.Response]) -> FloraClient:
         if request.param == "httpx transport":
             return FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(handler))
         client = FloraClient(BASE, "sk-secret", max_connections=4)
-        client._pools = [CorePool(handler)]  # type: ignore[list-item]
+        client._connections = FakeConnections(handler)  # type: ignore[assignment]
         return client
 
     return make

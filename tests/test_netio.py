@@ -13,7 +13,8 @@ import httpx
 import pytest
 import trustme
 
-from batchrun.client import FloraClient, _pool, env_proxy
+from batchrun.client import FloraClient, env_proxy
+from batchrun.connections import Connections
 from batchrun.errors import TransportError
 from batchrun.netio import AsyncioBackend, AsyncioStream, _Connection, declare_asyncio
 
@@ -50,15 +51,16 @@ async def server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIt
         srv.close()
 
 
-async def get(pool: httpcore.AsyncConnectionPool, url: str, timeout: float = 5.0) -> bytes:
+def to(url: str, limit: int = 1, tls: ssl.SSLContext | None = None) -> Connections:
+    """Connections as the client makes them, to the origin of ``url``."""
+    return Connections(httpcore.URL(url).origin, limit=limit, ssl_context=tls)
+
+
+async def get(conns: Connections, url: str, timeout: float = 5.0) -> bytes:
     host = httpx.URL(url).netloc
     request = httpcore.Request("GET", url, headers=[(b"Host", host)],
                                extensions={"timeout": httpx.Timeout(timeout).as_dict()})  # fmt: skip
-    response = await pool.handle_async_request(request)
-    try:
-        return await response.aread()
-    finally:
-        await response.aclose()
+    return (await conns.exchange(request))[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ async def test_tls_with_a_trusted_certificate_and_keep_alive(ca: trustme.CA) -> 
         writer.close()
 
     async with server(handler, server_tls) as port:
-        pool = _pool(2, client_tls)
+        pool = to(f"https://localhost:{port}/", 2, client_tls)
         for _ in range(3):
             assert await get(pool, f"https://localhost:{port}/x") == b'{"ok": true}'
         await pool.aclose()
@@ -103,7 +105,7 @@ async def test_untrusted_certificate_is_refused(ca: trustme.CA) -> None:
         await read_request(reader)
 
     async with server(handler, server_tls) as port:
-        pool = _pool(2, client_tls)
+        pool = to(f"https://localhost:{port}/", 2, client_tls)
         with pytest.raises(httpcore.ConnectError):
             await get(pool, f"https://localhost:{port}/x")
         await pool.aclose()
@@ -121,7 +123,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
         writer.close()
 
     async with server(handler) as port:
-        pool = _pool(1, ssl.create_default_context())
+        pool = to(f"http://127.0.0.1:{port}/", 1, ssl.create_default_context())
         assert await get(pool, f"http://127.0.0.1:{port}/a") == b"[]"
         await asyncio.sleep(0.05)  # the hang-up arrives while the connection is idle
         assert await get(pool, f"http://127.0.0.1:{port}/b") == b"[]"
@@ -130,16 +132,12 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
 
 
 async def post(port: int, body: bytes) -> bytes:
-    pool = _pool(1, ssl.create_default_context())
+    pool = to(f"http://127.0.0.1:{port}/")
     request = httpcore.Request("POST", f"http://127.0.0.1:{port}/", content=body,
                                headers=[(b"Host", b"127.0.0.1"),
                                         (b"Content-Length", b"%d" % len(body))])  # fmt: skip
     try:
-        response = await pool.handle_async_request(request)
-        try:
-            return await response.aread()
-        finally:
-            await response.aclose()
+        return (await pool.exchange(request))[1]
     finally:
         await pool.aclose()
 
@@ -204,12 +202,12 @@ async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
         writer.transport.abort()
 
     async with server(silent) as port:
-        pool = _pool(1, ssl.create_default_context())
+        pool = to(f"http://127.0.0.1:{port}/")
         with pytest.raises(httpcore.ReadTimeout):
             await get(pool, f"http://127.0.0.1:{port}/", timeout=0.2)
         await pool.aclose()
     async with server(cut) as port:
-        pool = _pool(1, ssl.create_default_context())
+        pool = to(f"http://127.0.0.1:{port}/")
         with pytest.raises((httpcore.ReadError, httpcore.RemoteProtocolError)):
             await get(pool, f"http://127.0.0.1:{port}/")
         await pool.aclose()
@@ -221,11 +219,12 @@ async def test_silence_cuts_and_refusals_are_transport_errors() -> None:
     assert "ConnectError" in str(info.value)
 
 
-async def test_the_client_spreads_requests_over_its_pools() -> None:
-    active = peak = 0
+async def test_the_client_sends_up_to_its_connection_limit_at_once() -> None:
+    active = peak = connections = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal active, peak
+        nonlocal active, peak, connections
+        connections += 1
         while not reader.at_eof():
             try:
                 await read_request(reader)
@@ -243,19 +242,57 @@ async def test_the_client_spreads_requests_over_its_pools() -> None:
         FloraClient(f"http://127.0.0.1:{port}/api/v1", "k", max_connections=24) as c,
     ):
         runs = await asyncio.gather(*(c.get_run("t", "r") for _ in range(24)))
-    assert len(runs) == 24 and peak == 24  # all at once: none queued behind a busy pool
+        assert len(runs) == 24 and peak == 24  # all at once: none queued behind another
+        runs = await asyncio.gather(*(c.get_run("t", "r") for _ in range(40)))
+    assert len(runs) == 40 and peak == 24  # no more than the limit at once
+    assert connections == 24  # the second round went over the first round's connections
 
 
-def test_the_client_sends_through_pools_on_our_backend() -> None:
+async def test_a_connection_is_dropped_when_the_server_says_close_or_a_request_fails() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while not reader.at_eof():
+            try:
+                path = (await read_request(reader)).split(b" ")[1]
+            except asyncio.IncompleteReadError:
+                break
+            if path == b"/cut":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                await writer.drain()
+                writer.transport.abort()
+                return
+            writer.write(answer(b"[]", close=path == b"/close"))
+            await writer.drain()
+            if path == b"/close":
+                writer.close()
+                return
+
+    async with server(handler) as port:
+        pool = to(f"http://127.0.0.1:{port}/", 2)
+        assert await get(pool, f"http://127.0.0.1:{port}/close") == b"[]"
+        assert await get(pool, f"http://127.0.0.1:{port}/a") == b"[]"  # a new connection
+        with pytest.raises((httpcore.ReadError, httpcore.RemoteProtocolError)):
+            await get(pool, f"http://127.0.0.1:{port}/cut")  # on the kept one, which is dropped
+        assert await get(pool, f"http://127.0.0.1:{port}/b") == b"[]"
+        assert pool._idle and len(pool._idle) == 1
+        await pool.aclose()
+        assert pool._idle == []
+    assert connections == 3
+
+
+def test_the_client_sends_on_our_backend() -> None:
     client = FloraClient("http://127.0.0.1:9/api/v1", "k", max_connections=8)
-    assert len(client._pools) == 2
-    assert all(isinstance(p._network_backend, AsyncioBackend) for p in client._pools)
+    assert client._connections is not None
+    assert isinstance(client._connections.network_backend, AsyncioBackend)
 
 
 async def test_httpcore_locks_take_a_free_lock_at_once_and_still_exclude() -> None:
     from httpcore._synchronization import AsyncLock
 
-    _pool(4, ssl.create_default_context())  # installs the fast locks, as the client does
+    to("http://127.0.0.1:9/")  # installs the fast locks, as the client does
     declare_asyncio()
     lock, order = AsyncLock(), []
 
