@@ -30,6 +30,15 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return head + (await reader.readexactly(length) if length else b"")
 
 
+async def each_request(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """The requests a kept-alive connection carries, until the client hangs up."""
+    while not reader.at_eof():
+        try:
+            yield await read_request(reader)
+        except asyncio.IncompleteReadError:
+            return
+
+
 def answer(body: bytes, *, close: bool = False) -> bytes:
     extra = b"Connection: close\r\n" if close else b""
     return (
@@ -78,11 +87,7 @@ async def test_tls_with_a_trusted_certificate_and_keep_alive(ca: trustme.CA) -> 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        while not reader.at_eof():
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                break
+        async for _ in each_request(reader):
             writer.write(answer(b'{"ok": true}'))
             await writer.drain()
         writer.close()
@@ -225,11 +230,7 @@ async def test_the_client_sends_up_to_its_connection_limit_at_once() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal active, peak, connections
         connections += 1
-        while not reader.at_eof():
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                break
+        async for _ in each_request(reader):
             active += 1
             peak = max(peak, active)
             await asyncio.sleep(0.05)
@@ -254,11 +255,8 @@ async def test_a_connection_is_dropped_when_the_server_says_close_or_a_request_f
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        while not reader.at_eof():
-            try:
-                path = (await read_request(reader)).split(b" ")[1]
-            except asyncio.IncompleteReadError:
-                break
+        async for request in each_request(reader):
+            path = request.split(b" ")[1]
             if path == b"/cut":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
                 await writer.drain()
