@@ -339,6 +339,7 @@ class FloraClient:
         self._raw_headers = raw
         self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
         self._transport: httpx.AsyncBaseTransport | None = transport
+        self._runs_paths: dict[str, str] = {}
         self._connections: Connections | None = None
         if transport is None and (proxy := env_proxy(self.base_url)):
             self._transport = httpx.AsyncHTTPTransport(
@@ -367,6 +368,13 @@ class FloraClient:
 
     def _path(self, *parts: str) -> str:
         return self._base_path + "/" + "/".join(quote(p, safe="") for p in parts)
+
+    def _runs_path(self, technique_id: str) -> str:
+        """Where a technique's runs are created: the same few paths for every row of a batch."""
+        path = self._runs_paths.get(technique_id)
+        if path is None:
+            path = self._runs_paths[technique_id] = self._path("techniques", technique_id, "runs")
+        return path
 
     async def _send(
         self,
@@ -399,7 +407,9 @@ class FloraClient:
         content: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> Answer:
-        raw = [*self._raw_headers, *((k.encode(), v.encode()) for k, v in (headers or {}).items())]
+        raw = self._raw_headers.copy()
+        if headers:
+            raw += [(k.encode(), v.encode()) for k, v in headers.items()]
         if content is not None:
             raw.append((b"Content-Length", b"%d" % len(content)))
         url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port,
@@ -448,7 +458,7 @@ class FloraClient:
     async def create_run(self, technique_id: str, body: bytes, key: str) -> Created:
         response = await self._send(
             "POST",
-            self._path("techniques", technique_id, "runs"),
+            self._runs_path(technique_id),
             content=body,
             headers={"Content-Type": "application/json", "Idempotency-Key": key},
         )

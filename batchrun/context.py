@@ -13,6 +13,7 @@ from .client import FloraClient
 from .errors import BatchrunError
 from .journal import Journal
 from .limits import InFlightMeter, RateMeter
+from .models import Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +88,15 @@ class Batch:
     mono: Callable[[], float] = time.monotonic
     # server created_at minus local send time, from recent creates: places runs in our windows
     clock_offsets: list[float] = field(default_factory=list)
+    # Creates answered, not yet in the journal: they ride on the next write-ahead commit, or are
+    # written before the poller reads what is in flight. A process killed before either leaves
+    # those rows "sending", and a rerun resends the same keys, which the server replays.
+    answered: list[tuple[str, Run]] = field(default_factory=list)
+
+    def take_answered(self) -> list[tuple[str, Run]]:
+        taken, self.answered = self.answered, []
+        return taken
+
+    def record_answered(self) -> None:
+        if self.answered:
+            self.journal.record_runs(self.name, self.take_answered())

@@ -443,10 +443,17 @@ class Journal:
             (batch, State.SENDING.value),
         )
 
-    def mark_sending(self, batch: str, sends: Sequence[tuple[str, str, bytes]]) -> float:
-        """Write-ahead: record (row_id, key, body) as being sent, committed before any POST."""
+    def mark_sending(
+        self,
+        batch: str,
+        sends: Sequence[tuple[str, str, bytes]],
+        answered: Sequence[tuple[str, Run]] = (),
+    ) -> float:
+        """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
+        ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
         now = self.clock()
         with self._tx(durable=True) as db:
+            self._update_runs(db, batch, answered, now)
             db.executemany(
                 "UPDATE rows SET state = ?, idem_key = ?, body = ?, "
                 "first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?, updated_at = ? "
@@ -457,9 +464,14 @@ class Journal:
 
     def record_runs(self, batch: str, updates: Sequence[tuple[str, Run]]) -> None:
         """Record what the API said about runs: a create's answer or a poll."""
-        if not updates:
-            return
-        now = self.clock()
+        if updates:
+            with self._tx() as db:
+                self._update_runs(db, batch, updates, self.clock())
+
+    @staticmethod
+    def _update_runs(
+        db: sqlite3.Connection, batch: str, updates: Sequence[tuple[str, Run]], now: float
+    ) -> None:
         rows = []
         for row_id, run in updates:
             state = run.status if run.finished else State.SUBMITTED.value
@@ -470,16 +482,15 @@ class Journal:
                  run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
                  run.completed_at, now, batch, row_id)
             )  # fmt: skip
-        with self._tx() as db:
-            db.executemany(
-                "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
-                "charged_cost = coalesce(?, charged_cost), cost_final = max(cost_final, ?), "
-                "error_code = ?, error_message = ?, outputs = coalesce(?, outputs), "
-                "created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
-                "completed_at = coalesce(?, completed_at), updated_at = ? "
-                "WHERE batch = ? AND row_id = ?",
-                rows,
-            )
+        db.executemany(
+            "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
+            "charged_cost = coalesce(?, charged_cost), cost_final = max(cost_final, ?), "
+            "error_code = ?, error_message = ?, outputs = coalesce(?, outputs), "
+            "created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
+            "completed_at = coalesce(?, completed_at), updated_at = ? "
+            "WHERE batch = ? AND row_id = ?",
+            rows,
+        )
 
     def set_state(
         self,

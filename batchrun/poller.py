@@ -81,6 +81,7 @@ class Poller:
     async def run(self) -> None:
         b = self.b
         while not b.stop.stopping:
+            b.record_answered()
             flights = b.journal.in_flight(b.name)
             costs = self._costs_due()
             if not flights and costs is None and self.finished_sending():

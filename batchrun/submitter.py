@@ -19,7 +19,7 @@ from .context import Batch, Event
 from .errors import ApiError, ConfigError, TransportError
 from .journal import RowTask
 from .keys import idempotency_key, request_body
-from .models import Run, State
+from .models import State
 from .retry import call, is_retryable
 
 _PAGE = 1000
@@ -45,7 +45,6 @@ class Submitter:
         self._ready: deque[tuple[RowTask, int]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._answers: list[tuple[str, Run]] = []  # creates answered, not yet in the journal
 
     async def run(self) -> None:
         try:
@@ -54,7 +53,7 @@ class Submitter:
             if self._tasks:  # answers still on their way are recorded before we leave
                 await asyncio.wait(self._tasks)
         finally:
-            self._record_answers()
+            self.b.record_answered()
             self.done = True
             self.finished.set()
 
@@ -121,7 +120,9 @@ class Submitter:
                 fresh.append(task)
                 group.append((task, 0))
             b.journal.mark_sending(
-                b.name, [(t.row_id, t.idem_key or "", t.body or b"") for t, _ in group]
+                b.name,
+                [(t.row_id, t.idem_key or "", t.body or b"") for t, _ in group],
+                b.take_answered(),
             )
             b.meter.take(len(group))
             b.rate.take(len(group))
@@ -190,25 +191,12 @@ class Submitter:
             )
         except ApiError as exc:
             if _duplicate(exc) and exc.run_id and await self._adopt_named(task, exc.run_id):
-                await self._record_soon()
                 return
             self._refused(task, rnd, exc)
         except TransportError as exc:
             self._unconfirmed(task, rnd, str(exc))
         else:
             self._adopt(task, created, sent_at)
-            await self._record_soon()
-
-    async def _record_soon(self) -> None:
-        """Answers that arrive together share one commit: each answered send yields once, and
-        the first to resume records every answer buffered by then."""
-        await asyncio.sleep(0)
-        self._record_answers()
-
-    def _record_answers(self) -> None:
-        if self._answers:
-            answers, self._answers = self._answers, []
-            self.b.journal.record_runs(self.b.name, answers)
 
     def _on_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -227,7 +215,7 @@ class Submitter:
 
     def _adopt(self, task: RowTask, created: Created, sent_at: float | None) -> None:
         b, run = self.b, created.run
-        self._answers.append((task.row_id, run))
+        b.answered.append((task.row_id, run))
         if run.created_at is not None and sent_at is not None and not created.replayed:
             b.clock_offsets.append(run.created_at - sent_at)
             del b.clock_offsets[:-50]
