@@ -50,6 +50,18 @@ def test_load_is_idempotent_and_keeps_states(tmp_path: Path) -> None:
         assert j.cost("b") == 0.5
 
 
+def test_answers_ride_on_the_next_write_ahead_commit(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as j:
+        load(j, [job(0), job(1)])
+        j.mark_sending("b", [("r0", "k0", b"{}")])
+        revision = j.revision()
+        j.mark_sending("b", [("r1", "k1", b"{}")], [("r0", Run("run_0", "queued"))])
+        assert j.revision() == revision + 1  # one commit for both
+        assert j.counts("b") == {"submitted": 1, "sending": 1}
+        (flight,) = j.in_flight("b")
+        assert (flight.row_id, flight.run_id) == ("r0", "run_0")
+
+
 def test_edited_row_runs_again_and_history_keeps_the_old_result(tmp_path: Path) -> None:
     with Journal.open(tmp_path) as j:
         load(j, [job(0)])
