@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Iterable
 from typing import Any, cast
 
-import anyio
 import httpcore
 import sniffio
 
@@ -34,31 +33,31 @@ def declare_asyncio() -> None:
 
 
 def take_free_locks_at_once() -> None:
-    """Make httpcore's asyncio locks take a free lock without a turn of the event loop.
+    """Make httpcore's locks, under asyncio, plain asyncio locks, which take a free lock without
+    a turn of the event loop.
 
-    They are anyio locks, which yield to the loop even when free: three more turns per request,
-    measured at a tenth of the client's CPU and a sixth of the wall time of a batch of instant
-    runs. anyio's ``fast_acquire`` skips that turn only; a held lock is waited for as before,
-    and every request still yields at its I/O. Process-wide, once; skipped should httpcore or
-    anyio lay this out differently (only speed differs).
+    httpcore makes them anyio locks there, which yield to the loop even when free: three more
+    turns per request, measured at a tenth of the client's CPU and a sixth of the wall time of a
+    batch of instant runs; and the first one imports anyio's asyncio backend (30 ms of CPU). A
+    held lock is waited for as before, and every request still yields at its I/O. Process-wide,
+    once; trio keeps httpcore's own; skipped should httpcore lay this out differently (only speed
+    differs).
     """
     from httpcore import _synchronization as sync
 
     setup = getattr(sync.AsyncLock, "setup", None)
     if setup is None or getattr(setup, "fast", False):
         return
-    try:
-        anyio.Lock(fast_acquire=True)
-    except TypeError:  # anyio before 4.5
-        return
 
-    def fast_setup(lock: Any) -> None:
-        setup(lock)
-        if getattr(lock, "_backend", None) == "asyncio":
-            lock._anyio_lock = anyio.Lock(fast_acquire=True)
+    def asyncio_setup(lock: Any) -> None:
+        if sync.current_async_library() == "asyncio":
+            # what httpcore calls on it: ``await acquire()`` and ``release()``
+            lock._backend, lock._anyio_lock = "asyncio", asyncio.Lock()
+        else:
+            setup(lock)
 
-    fast_setup.fast = True  # type: ignore[attr-defined]
-    setattr(sync.AsyncLock, "setup", fast_setup)  # noqa: B010
+    asyncio_setup.fast = True  # type: ignore[attr-defined]
+    setattr(sync.AsyncLock, "setup", asyncio_setup)  # noqa: B010
 
 
 class _Connection(asyncio.Protocol):
