@@ -218,17 +218,25 @@ async def test_list_without_items_is_an_empty_page(client_for: Factory) -> None:
     assert page.runs == () and page.next_cursor is None and page.last_created_at is None
 
 
-async def test_compressed_answers_are_decoded(client_for: Factory) -> None:
+async def test_run_history_is_asked_compressed_and_compressed_answers_are_decoded(
+    client_for: Factory,
+) -> None:
     import gzip
 
+    asked = []
+
     def handler(request: httpx.Request) -> httpx.Response:
-        assert "gzip" in request.headers["Accept-Encoding"]
-        body = gzip.compress(json.dumps({"run_id": "r", "status": "completed"}).encode())
+        asked.append(request.headers.get("Accept-Encoding"))
+        run = {"run_id": "r", "status": "completed"}
+        data = {"technique_runs": [run]} if request.url.path.endswith("technique-runs") else run
+        body = gzip.compress(json.dumps(data).encode())
         return httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
 
     async with client_for(handler) as c:
-        run = await c.get_run("t", "r")
-    assert run.status == "completed"
+        page = await c.list_runs("t")
+        run = await c.get_run("t", "r")  # not asked for, and decoded all the same
+    assert page.runs[0].status == run.status == "completed"
+    assert "gzip" in asked[0] and asked[1] is None
 
 
 async def test_asking_about_a_technique_survives_a_dropped_connection() -> None:
