@@ -1,4 +1,4 @@
-"""The FLORA API over httpx: four calls, answers parsed into models, failures mapped to two types.
+"""The FLORA API over httpx's transport layer: four calls, answers parsed into models, failures mapped to two types.
 
 Every non-success answer becomes ``ApiError`` (status, code, message, request-id); every failure
 where the request may or may not have reached the server becomes ``TransportError``. Nothing else
@@ -7,55 +7,35 @@ escapes. The API key is attached only to requests for the configured API origin.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
+import os
 import ssl
 import time
-import urllib.request
-from collections.abc import Container, Generator, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpcore
-import httpx
 
 from .connections import Connections
 from .errors import ApiError, TransportError
 from .models import Output, Run, Technique, TechniqueInput
 from .netio import declare_asyncio
 
+if TYPE_CHECKING:
+    import httpx
+
+    from .viahttpx import OriginBearerAuth
+
 DEFAULT_BASE_URL = "https://app.flora.ai/api/v1"
 USER_AGENT = "batchrun/0.1"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Asked for on run-history pages only: other answers are a few hundred bytes, where compression
 # buys nothing and the header alone costs 2% of a create's CPU. What httpx's client offers;
 # a compressed answer is decoded by httpx's decoders whatever was asked.
 _COMPRESSED = {"Accept-Encoding": "gzip, deflate"}
 _MS_THRESHOLD = 1e11  # epoch seconds stay below this until the year 5138; milliseconds do not
-
-
-def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
-    u = httpx.URL(url)
-    port = u.port or _DEFAULT_PORTS.get(u.scheme)
-    return (u.scheme, u.host, port)
-
-
-class OriginBearerAuth(httpx.Auth):
-    """Bearer auth that refuses to travel: requests to any other origin go out without it."""
-
-    def __init__(self, api_key: str, base_url: str) -> None:
-        self._header = f"Bearer {api_key}"
-        self._origin = origin(base_url)
-
-    def sign(self, request: httpx.Request) -> None:
-        if origin(request.url) == self._origin:
-            request.headers["Authorization"] = self._header
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self.sign(request)
-        yield request
 
 
 def _timestamp(value: Any) -> float | None:
@@ -161,6 +141,8 @@ def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
     try:
         return float(value)
     except ValueError:
+        import email.utils  # an HTTP date here is rare; the module costs 10 ms to import
+
         parsed = email.utils.parsedate_tz(value)
         return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - now)
 
@@ -189,11 +171,6 @@ def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         key, text = name.decode("latin-1").lower(), value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return headers
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """A body as sent with Content-Encoding, decoded by httpx's own decoders."""
-    return httpx.Response(200, headers={"Content-Encoding": encoding}, content=body).content
 
 
 _RUN_ID_KEYS = ("run_id", "runId", "technique_run_id")
@@ -272,24 +249,19 @@ class RunPage:
     last_created_at: float | None = None  # of the page's last (oldest) item, parsed or not
 
 
-def env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, with
-    NO_PROXY honoured), as an httpx client with its default trust_env would use."""
-    u = httpx.URL(url)
-    proxies = urllib.request.getproxies_environment()
-    if not u.host or urllib.request.proxy_bypass(u.host):
-        return None
-    return proxies.get(u.scheme) or proxies.get("all")
+def _proxy_named() -> bool:
+    """Whether the environment names any proxy; only then is httpx asked which applies."""
+    return any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ)
 
 
 _KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept: httpx's default
 
 
-def _tls_for(base_url: str) -> ssl.SSLContext:
-    """One TLS context for all pools. Loading the system's CAs costs 30 ms of CPU, and a client
-    for a plain-HTTP API (a local gateway, the emulator) sends nothing anywhere else: it gets a
-    context that trusts no one, so a stray https request would fail, never go unverified."""
-    if httpx.URL(base_url).scheme == "https":
+def _tls_for(scheme: str) -> ssl.SSLContext:
+    """One TLS context for all connections. Loading the system's CAs costs 30 ms of CPU, and a
+    client for a plain-HTTP API (a local gateway, the emulator) sends nothing anywhere else: it
+    gets a context that trusts no one, so a stray https request would fail, never go unverified."""
+    if scheme == "https":
         return ssl.create_default_context()
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
@@ -299,7 +271,6 @@ _CORE_ERRORS = (
     httpcore.NetworkError,
     httpcore.ProtocolError,
     httpcore.UnsupportedProtocol,
-    httpx.DecodingError,
 )
 
 
@@ -323,37 +294,41 @@ class FloraClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        base = httpx.URL(self.base_url)
-        self._base_path = base.raw_path.split(b"?")[0].rstrip(b"/").decode("ascii")
-        self._origin = httpx.URL(scheme=base.scheme, host=base.host, port=base.port)
-        self._auth = OriginBearerAuth(api_key, self.base_url) if api_key else None
-        self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
+        base = urlsplit(self.base_url)
+        scheme, host, port = base.scheme.lower(), base.hostname or "", base.port
+        self._base_path = quote(base.path.rstrip("/"), safe="/%:@!$&'()*+,;=")
+        self._origin_url = f"{scheme}://{base.netloc.rpartition('@')[2]}"
+        self._host_name = host
+        self._api_key = api_key
+        self._auth: OriginBearerAuth | None = None  # made when a request goes through httpx
+        self._timeout = {"connect": 10.0, "read": timeout, "write": timeout, "pool": timeout}
         self._headers = {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
         # By construction every request goes to the API origin, so the key rides on all of them.
-        raw = [
-            (b"Host", base.netloc),
-            *((k.encode(), v.encode()) for k, v in self._headers.items()),
-        ]
+        raw_host = host.encode("idna")
+        netloc = (b"[%s]" % raw_host if ":" in host else raw_host) + (
+            b":%d" % port if port else b""
+        )
+        raw = [(b"Host", netloc), *((k.encode(), v.encode()) for k, v in self._headers.items())]
         if api_key:
             raw.append((b"Authorization", f"Bearer {api_key}".encode()))
         self._raw_headers = raw
-        self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
+        self._url = (scheme.encode("ascii"), raw_host, port)
         self._transport: httpx.AsyncBaseTransport | None = transport
         self._runs_paths: dict[str, str] = {}
         self._connections: Connections | None = None
-        if transport is None and (proxy := env_proxy(self.base_url)):
-            self._transport = httpx.AsyncHTTPTransport(
-                verify=_tls_for(self.base_url), proxy=proxy,
-                limits=httpx.Limits(max_connections=max_connections),
-            )  # fmt: skip
-        elif transport is None:
+        if transport is None and _proxy_named():
+            from . import viahttpx
+
+            if proxy := viahttpx.env_proxy(self.base_url):
+                self._transport = viahttpx.proxy_transport(proxy, _tls_for(scheme), max_connections)
+        if self._transport is None:
             self._connections = Connections(
-                httpcore.URL(scheme=self._scheme, host=self._host, port=self._port).origin,
+                httpcore.URL(scheme=self._url[0], host=raw_host, port=port).origin,
                 limit=max_connections,
-                ssl_context=_tls_for(self.base_url),
+                ssl_context=_tls_for(scheme),
                 keepalive_expiry=_KEEPALIVE_EXPIRY,
             )
 
@@ -395,12 +370,15 @@ class FloraClient:
                 answer = await self._exchange(self._connections, method, target, content, headers)
             else:
                 answer = await self._exchange_httpx(method, target, content, headers)
-        except (httpx.TransportError, *_CORE_ERRORS) as exc:
-            # The message names the exception type only: URLs could carry secrets one day.
-            raise TransportError(f"{type(exc).__name__} talking to {self._origin.host}") from None
+        except _CORE_ERRORS as exc:
+            raise self._transport_error(exc) from None
         if answer.status_code >= 300:
             raise api_error(answer)
         return answer
+
+    def _transport_error(self, exc: BaseException) -> TransportError:
+        # The message names the exception type only: URLs could carry secrets one day.
+        return TransportError(f"{type(exc).__name__} talking to {self._host_name}")
 
     async def _exchange(
         self,
@@ -415,8 +393,8 @@ class FloraClient:
             raw += [(k.encode(), v.encode()) for k, v in headers.items()]
         if content is not None:
             raw.append((b"Content-Length", b"%d" % len(content)))
-        url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port,
-                           target=target.encode("ascii"))  # fmt: skip
+        scheme, host, port = self._url
+        url = httpcore.URL(scheme=scheme, host=host, port=port, target=target.encode("ascii"))
         request = httpcore.Request(method.encode("ascii"), url, headers=raw, content=content,
                                    extensions={"timeout": self._timeout})  # fmt: skip
         declare_asyncio()
@@ -424,28 +402,31 @@ class FloraClient:
         answer_headers = _header_map(response.headers)
         encoding = answer_headers.get("content-encoding")
         if encoding and encoding.strip().lower() != "identity":
-            body = _decoded(body, encoding)
+            from . import viahttpx
+
+            try:
+                body = viahttpx.decoded(body, encoding)
+            except viahttpx.TRANSPORT_ERRORS as exc:
+                raise self._transport_error(exc) from None
         reason = response.extensions.get("reason_phrase", b"")
         return Answer(response.status, reason.decode("ascii", "replace"), answer_headers, body)
 
     async def _exchange_httpx(
         self, method: str, target: str, content: bytes | None, headers: Mapping[str, str] | None
     ) -> Answer:
+        from . import viahttpx
+
         assert self._transport is not None
-        request = httpx.Request(
-            method,
-            self._origin.join(target),
-            content=content,
-            headers={**self._headers, **headers} if headers else self._headers,
-            extensions={"timeout": self._timeout},
-        )
-        if self._auth is not None:
-            self._auth.sign(request)
-        response = await self._transport.handle_async_request(request)
+        if self._auth is None and self._api_key:
+            self._auth = viahttpx.OriginBearerAuth(self._api_key, self.base_url)
         try:
-            await response.aread()
-        finally:
-            await response.aclose()
+            response = await viahttpx.send(
+                self._transport, self._origin_url + target, method, content,
+                {**self._headers, **headers} if headers else self._headers,
+                self._auth, self._timeout,
+            )  # fmt: skip
+        except viahttpx.TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from None
         return Answer(response.status_code, response.reason_phrase,
                       _header_map(response.headers.raw), response.content)  # fmt: skip
 

@@ -29,6 +29,7 @@ KEY_PREFIX = f"br{KEY_VERSION}-"
 
 # One encoder for every call: building one per call cost more than the encoding itself.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_json(value: Any) -> str:
@@ -70,4 +71,4 @@ def request_body(
     if callback_url:
         body["callback_url"] = callback_url
     body["idempotency_key"] = key
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _COMPACT.encode(body).encode("utf-8")

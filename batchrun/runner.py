@@ -17,14 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from .budget import Budget
 from .client import DEFAULT_BASE_URL, FloraClient
 from .context import Batch, Emit, Event, Stop, Tuning
-from .downloads import Downloader, DownloadStats
 from .errors import (
     EXIT_OK,
     EXIT_RESUMABLE,
@@ -44,6 +42,11 @@ from .recovery import Recovery
 from .report import FORMAT_TAG, check_report_path, preload, write_reports
 from .submitter import Submitter
 from .techniques import fetch_techniques
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .downloads import DownloadStats
 
 UNSETTLED = ("unsubmitted", "in_doubt", "pending", "running")
 
@@ -359,6 +362,8 @@ async def run_batch_async(
                 else:
                     sent = recovered = 0
             if opts.download is not None and not stop.stopping:
+                from .downloads import Downloader  # only when asked: it brings httpx's client
+
                 downloads = await Downloader(
                     journal, name, opts.download, emit, opts.download_concurrency,
                     transport=opts.transport, give_up=lambda: stop.stopping,

@@ -5,8 +5,9 @@ import httpcore
 import httpx
 import pytest
 
-from batchrun.client import FloraClient, OriginBearerAuth, parse_run
+from batchrun.client import FloraClient, parse_run
 from batchrun.errors import ApiError, TransportError
+from batchrun.viahttpx import OriginBearerAuth
 
 BASE = "https://api.example.com/api/v1"
 
@@ -261,3 +262,22 @@ async def test_asking_about_a_technique_survives_a_dropped_connection() -> None:
     async with FloraClient(BASE, "sk-secret", transport=httpx.MockTransport(refused)) as c:
         with pytest.raises(ConfigError):
             await fetch_techniques(c, ["t"])
+
+
+@pytest.mark.parametrize(
+    ("base", "host_header", "host", "port"),
+    [
+        ("https://API.Example.com/api/v1/", b"api.example.com", b"api.example.com", None),
+        ("http://127.0.0.1:8901/api/v1", b"127.0.0.1:8901", b"127.0.0.1", 8901),
+        ("http://[::1]:8080/api/v1", b"[::1]:8080", b"::1", 8080),
+        ("https://bücher.example/api v1", b"xn--bcher-kva.example", b"xn--bcher-kva.example", None),
+    ],
+)
+def test_the_base_url_gives_the_host_header_and_where_to_connect(
+    base: str, host_header: bytes, host: bytes, port: int | None
+) -> None:
+    client = FloraClient(base, "k")
+    assert dict(client._raw_headers)[b"Host"] == host_header
+    assert client._url[1:] == (host, port)
+    assert client._path("techniques", "t/x", "runs").endswith("/techniques/t%2Fx/runs")
+    assert client._path("x").startswith(("/api/v1/", "/api%20v1/"))

@@ -13,10 +13,11 @@ import httpx
 import pytest
 import trustme
 
-from batchrun.client import FloraClient, env_proxy
+from batchrun.client import FloraClient
 from batchrun.connections import Connections
 from batchrun.errors import TransportError
 from batchrun.netio import AsyncioBackend, AsyncioStream, _Connection, declare_asyncio
+from batchrun.viahttpx import env_proxy
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
