@@ -297,20 +297,21 @@ class Journal:
         }
         now = self.clock()
         inserts, touches, resets = [], [], []
+        pending, sending, rejected = State.PENDING.value, State.SENDING.value, State.REJECTED.value
         for row_id, item in zip(ids, chunk, strict=True):
             stats.rows += 1
             if isinstance(item, RowProblem):
                 stats.note_problem(item)
                 stats.rejected += 1
-                state, digest = State.REJECTED.value, "rejected:" + canonical_json(item.reason)
+                state, digest = rejected, "rejected:" + canonical_json(item.reason)
                 technique, inputs, error = "", "[]", item.reason
             else:
-                state, digest = State.PENDING.value, content_digest(item.technique_id, item.inputs)
+                state, digest = pending, content_digest(item.technique_id, item.inputs)
                 technique, inputs, error = item.technique_id, _inputs_json(item.inputs), None
             cells = canonical_json(list(item.columns))
             old = existing.get(row_id)
             now_state = old[1] if old is not None and old[0] == digest else state
-            if now_state in (State.PENDING.value, State.SENDING.value):
+            if now_state in (pending, sending):
                 stats.to_send[technique] += 1
             if old is None:
                 stats.new += 1

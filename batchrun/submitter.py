@@ -83,7 +83,9 @@ class Submitter:
         while not b.stop.submitting_stopped:
             self._promote_due()
             if not pending and not self._ready:
-                pending.extend(b.journal.pending(b.name, after, _PAGE))
+                # The first page is small: the first sends should not wait for a thousand rows.
+                size = _PAGE if after >= 0 else max(64, 2 * b.meter.limit)
+                pending.extend(b.journal.pending(b.name, after, size))
                 if pending:
                     after = pending[-1].idx
                 elif not self._tasks and not self._later:
