@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ApiError, TransportError
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying, RetryCallState
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 BACKOFF_BASE = 0.5
@@ -49,23 +43,18 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
     return base * jitter
 
 
-class wait_retry_after_or_backoff(wait_base):  # tenacity names its waits in lower case
-    def __init__(self, rng: random.Random | None = None) -> None:
-        self.rng = rng
+def wait_retry_after_or_backoff(
+    rng: random.Random | None = None,
+) -> Callable[[RetryCallState], float]:
+    """Tenacity's wait: the server's Retry-After when it gave one, else ``backoff``."""
 
-    def __call__(self, retry_state: RetryCallState) -> float:
+    def wait(retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, ApiError) and exc.retry_after is not None:
             return max(0.0, min(exc.retry_after, RETRY_AFTER_CAP))
-        return backoff(retry_state.attempt_number, self.rng)
+        return backoff(retry_state.attempt_number, rng)
 
-
-class stop_when(stop_base):
-    def __init__(self, predicate: Callable[[], bool]) -> None:
-        self.predicate = predicate
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self.predicate()
+    return wait
 
 
 def retrying(
@@ -77,12 +66,16 @@ def retrying(
 ) -> AsyncRetrying:
     """An AsyncRetrying for one request; ``sleep`` is injectable so tests do not wait, and
     ``give_up`` ends the retries early (the batch is stopping)."""
+    # Imported at the first retry: most commands never make one, and tenacity costs 10 ms.
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
-    stop: stop_base = stop_after_attempt(attempts)
+    after = stop_after_attempt(attempts)
+    stop: Callable[[RetryCallState], bool] = after
     if give_up is not None:
-        stop = stop | stop_when(give_up)
+        stop = lambda state: after(state) or give_up()  # noqa: E731
     return AsyncRetrying(
         stop=stop,
         wait=wait_retry_after_or_backoff(rng),

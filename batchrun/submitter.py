@@ -11,8 +11,7 @@ import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import Callable
-
-from tenacity import RetryCallState
+from typing import TYPE_CHECKING
 
 from .client import Created
 from .context import Batch, Event
@@ -21,6 +20,9 @@ from .journal import RowTask
 from .keys import idempotency_key, request_body
 from .models import State
 from .retry import call, is_retryable
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 _PAGE = 1000
 _MAX_GROUP = 200
