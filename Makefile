@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench create-cost clean
 
 install:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo:
 bench:
 	$(BIN)/python -m compileall -q -f batchrun bench
 	$(BIN)/python -m bench
+
+create-cost:  # instructions per create under callgrind (needs valgrind): compares client builds
+	$(BIN)/python -m compileall -q -f batchrun bench
+	$(BIN)/python -m bench.create_cost
 
 clean:
 	rm -rf $(VENV) .batchrun demo-output bench/results
