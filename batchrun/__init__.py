@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import BatchrunError, ConfigError, LockedError, ManifestError
 
 if TYPE_CHECKING:
-    from .api import report_frame, run_batch
-    from .runner import Outcome, RunOptions, run_batch_async, run_batch_sync
+    from .batch import report_frame, run_batch
+    from .engine.runner import Outcome, RunOptions, run_batch_async, run_batch_sync
 
 # Imported on first use, so that `batchrun --help` and `status` start without the HTTP stack.
 _LAZY = {
-    "report_frame": "api",
-    "run_batch": "api",
-    "Outcome": "runner",
-    "RunOptions": "runner",
-    "run_batch_async": "runner",
-    "run_batch_sync": "runner",
+    "report_frame": "batch",
+    "run_batch": "batch",
+    "Outcome": "engine.runner",
+    "RunOptions": "engine.runner",
+    "run_batch_async": "engine.runner",
+    "run_batch_sync": "engine.runner",
 }
 
 __version__ = "0.1.0"

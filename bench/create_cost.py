@@ -54,7 +54,7 @@ async def _serve(port: int) -> None:
 
 
 async def _creates(port: int, n: int) -> None:
-    from batchrun.client import FloraClient
+    from batchrun.api.client import FloraClient
 
     async with FloraClient(f"http://127.0.0.1:{port}/api/v1", "bench-key") as client:
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from batchrun.engine.runner import RunOptions, manifest_fingerprint
 from batchrun.journal import Journal
 from batchrun.manifest import ManifestOptions, open_manifest
 from batchrun.models import Job, Run
-from batchrun.runner import RunOptions, manifest_fingerprint
 
 GROUP = 50  # rows per commit, as the submitter and poller group them
 

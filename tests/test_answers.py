@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchrun.context import Tuning
 from batchrun.emulator import EmulatorConfig, EmulatorThread
+from batchrun.engine.context import Tuning
+from batchrun.engine.runner import RunOptions, run_batch_async
 from batchrun.journal import Journal
 from batchrun.keys import idempotency_key, request_body
 from batchrun.manifest import ManifestOptions, open_manifest
 from batchrun.models import Job
-from batchrun.runner import RunOptions, run_batch_async
 from tests.support.cli import API_KEY, prompts, write_csv
 
 

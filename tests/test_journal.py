@@ -3,8 +3,8 @@ import stat
 from pathlib import Path
 
 from batchrun.journal import Journal
+from batchrun.journal.schema import MIGRATIONS
 from batchrun.models import Input, Job, Output, RowProblem, Run, State
-from batchrun.schema import MIGRATIONS
 
 
 def job(i: int, value: str | None = None, row_id: str | None = None) -> Job:

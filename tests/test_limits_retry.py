@@ -3,11 +3,11 @@ import random
 import pytest
 from tenacity import RetryCallState
 
+from batchrun.engine.limits import InFlightMeter, RateMeter
+from batchrun.engine.recovery import match
+from batchrun.engine.retry import backoff, call, is_retryable, retrying
 from batchrun.errors import ApiError, TransportError
-from batchrun.limits import InFlightMeter, RateMeter
 from batchrun.models import Run
-from batchrun.recovery import match
-from batchrun.retry import backoff, call, is_retryable, retrying
 
 
 class FakeClock:

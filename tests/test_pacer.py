@@ -1,8 +1,8 @@
 """Sweep pacing: when the poller looks at the run list again."""
 
+from batchrun.engine.poller import Pacer
 from batchrun.journal import InFlight
 from batchrun.models import Run
-from batchrun.poller import Pacer
 
 
 def flight(row: str, sent_at: float, created_at: float | None) -> InFlight:

@@ -81,7 +81,7 @@ def test_preload_loads_the_parquet_writer_in_a_thread_and_only_for_parquet() -> 
         "assert preload([Path('r.csv'), Path('r.jsonl')]) is None\n"
         "assert 'pyarrow' not in sys.modules\n"
         "thread = preload([Path('r.csv'), Path('r.parquet')]); thread.join()\n"
-        "assert 'batchrun.report_parquet' in sys.modules and 'pyarrow' in sys.modules\n"
+        "assert 'batchrun.report.parquet' in sys.modules and 'pyarrow' in sys.modules\n"
         "assert preload([Path('r.parquet')]) is None  # loaded already\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..client import DEFAULT_BASE_URL
+from ..api import DEFAULT_BASE_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..context import Event
+from ..engine.context import Event
 from .common import scrub
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,10 +10,12 @@ from typing import Any
 
 import click
 
+from ..engine.context import Stop
+from ..engine.runner import Outcome, RunOptions, run_batch_async
 from ..errors import ConfigError
-from ..runner import Outcome, RunOptions, run_batch_sync
 from .common import api_options, batch_option, remember_secret, scrub, state_dir_option
 from .progress import BarProgress, LogProgress, Silent
+from .signals import stopping_on_signals
 from .summary import plan_text, summary_text
 
 STATUS_ORDER = ("completed", "failed", "rejected", "in_doubt", "unsubmitted", "pending", "running")
@@ -166,11 +169,17 @@ def run_cmd(**kw: Any) -> int:
     else:
         progress = BarProgress(opts.batch_name)
     try:
-        outcome = run_batch_sync(opts, progress, signals=True)
+        outcome = asyncio.run(_run(opts, progress))
     finally:
         progress.close()
     _print_summary(outcome, quiet=kw["quiet"])
     return outcome.exit_code
+
+
+async def _run(opts: RunOptions, progress: Any) -> Outcome:
+    stop = Stop()
+    with stopping_on_signals(stop, progress):
+        return await run_batch_async(opts, progress, stop)
 
 
 @click.command("plan")
@@ -181,7 +190,7 @@ def plan_cmd(**kw: Any) -> int:
 
 
 def _plan(opts: RunOptions) -> int:
-    from ..plan import make_plan
+    from ..engine.plan import make_plan
 
     plan = make_plan(opts)
     click.echo(scrub(plan_text(opts, plan)))

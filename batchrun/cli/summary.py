@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..runner import Outcome, RunOptions
+from ..engine.runner import Outcome, RunOptions
 
 if TYPE_CHECKING:
-    from ..plan import Plan
+    from ..engine.plan import Plan
 
 ORDER = ("completed", "failed", "rejected", "in_doubt", "unsubmitted", "pending", "running")
 NEXT_STEP = {

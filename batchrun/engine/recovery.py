@@ -13,10 +13,10 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from ..errors import ApiError, TransportError
+from ..journal import Doubt
+from ..models import Run
 from .context import Batch, Event
-from .errors import ApiError, TransportError
-from .journal import Doubt
-from .models import Run
 
 CODE = "idempotency_duplicate"
 _PAGE = 100

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .errors import LockedError
+from ..errors import LockedError
 
 
 def lock_path(state_dir: Path, batch: str) -> Path:

@@ -13,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from ..errors import ApiError, TransportError
+from ..journal import InFlight
+from ..models import Run
 from .context import Batch, Event
-from .errors import ApiError, TransportError
-from .journal import InFlight
-from .models import Run
 from .retry import call, is_retryable
 
 _PAGE = 100

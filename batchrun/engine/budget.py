@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable
 
-from .journal import Journal
+from ..journal import Journal
 
 
 class Budget:

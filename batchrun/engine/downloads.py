@@ -18,10 +18,10 @@ from pathlib import Path, PurePosixPath
 
 import httpx
 
-from .client import USER_AGENT
+from ..api import USER_AGENT
+from ..errors import ApiError, TransportError
+from ..journal import Download, Journal
 from .context import Emit, Event
-from .errors import ApiError, TransportError
-from .journal import Download, Journal
 from .retry import retrying
 
 FILE_TYPES = ("imageUrl", "videoUrl", "audioUrl", "documentUrl")

@@ -13,12 +13,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .client import Created
+from ..api import Created
+from ..errors import ApiError, ConfigError, TransportError
+from ..journal import RowTask
+from ..keys import idempotency_key, request_body
+from ..models import State
 from .context import Batch, Event
-from .errors import ApiError, ConfigError, TransportError
-from .journal import RowTask
-from .keys import idempotency_key, request_body
-from .models import State
 from .retry import call, is_retryable
 
 if TYPE_CHECKING:

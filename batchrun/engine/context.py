@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import FloraClient
-from .errors import BatchrunError
-from .journal import Journal
+from ..api import FloraClient
+from ..errors import BatchrunError
+from ..journal import Journal
+from ..models import Run
 from .limits import InFlightMeter, RateMeter
-from .models import Run
 
 
 @dataclass(frozen=True, slots=True)

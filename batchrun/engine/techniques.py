@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from .client import FloraClient
-from .errors import ApiError, ConfigError
-from .models import Technique
+from ..api import FloraClient
+from ..errors import ApiError, ConfigError
+from ..models import Technique
 from .retry import call
 
 MAX_ASKED = 20  # a manifest naming more techniques than this is checked by its creates

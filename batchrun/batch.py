@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import DEFAULT_BASE_URL
-from .context import Emit
+from .api import DEFAULT_BASE_URL
+from .engine.context import Emit
+from .engine.runner import Outcome, RunOptions, run_batch_async
 from .journal import Journal
 from .report import records
-from .runner import Outcome, RunOptions, run_batch_async
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -7,11 +7,7 @@ through events, and what it ends with is returned as an ``Outcome``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -20,10 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .budget import Budget
-from .client import DEFAULT_BASE_URL, FloraClient
-from .context import Batch, Emit, Event, Stop, Tuning
-from .errors import (
+from ..api import DEFAULT_BASE_URL, FloraClient
+from ..errors import (
     EXIT_OK,
     EXIT_RESUMABLE,
     EXIT_ROWS_FAILED,
@@ -31,15 +25,17 @@ from .errors import (
     ManifestError,
     TransportError,
 )
-from .journal import Journal, SyncStats
-from .keys import canonical_json
+from ..journal import Journal, SyncStats
+from ..keys import canonical_json
+from ..manifest import ManifestOptions, open_manifest
+from ..models import State, Technique
+from ..report import FORMAT_TAG, check_report_path, preload, write_reports
+from .budget import Budget
+from .context import Batch, Emit, Event, Stop, Tuning
 from .limits import InFlightMeter, RateMeter
 from .lock import BatchLock
-from .manifest import ManifestOptions, open_manifest
-from .models import State, Technique
 from .poller import Poller
 from .recovery import Recovery
-from .report import FORMAT_TAG, check_report_path, preload, write_reports
 from .submitter import Submitter
 from .techniques import fetch_techniques
 
@@ -209,30 +205,6 @@ def _estimate(techniques: Mapping[str, Technique | None]) -> float | None:
     return max(costs) if costs and len(costs) == len(techniques) else None
 
 
-def _install_signals(stop: Stop, emit: Emit) -> Callable[[], None]:
-    loop = asyncio.get_running_loop()
-
-    def handler(signame: str) -> None:
-        if stop.stopping:
-            sys.stderr.write("batchrun: second interrupt, leaving now; rerun to resume\n")
-            sys.stderr.flush()
-            os._exit(EXIT_RESUMABLE)  # the journal is consistent at every commit
-        stop.request(f"interrupted ({signame})")
-        emit(Event("stopping", {"reason": f"{signame}: finishing the sends in progress"}))
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, handler, sig.name)
-            installed.append(sig)
-
-    def remove() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-    return remove
-
-
 async def _drive(
     b: Batch, allowance: Callable[[], int] | None = None, reports: Sequence[Path] = ()
 ) -> tuple[int, int]:
@@ -304,8 +276,9 @@ def _outcome(
 
 
 async def run_batch_async(
-    opts: RunOptions, emit: Emit | None = None, signals: bool = False
+    opts: RunOptions, emit: Emit | None = None, stop: Stop | None = None
 ) -> Outcome:
+    """Run the batch. ``stop``: the caller's handle to end it early (the CLI's signals)."""
     started = time.monotonic()
     emit = emit or (lambda e: None)
     check_options(opts)
@@ -320,7 +293,7 @@ async def run_batch_async(
             emit(Event("notice", {"message": f"--resend-in-doubt: {n} rows will be sent again"}))
         counts = journal.counts(name)
         emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
-        stop = Stop()
+        stop = stop or Stop()
         downloads = None
         client = FloraClient(
             opts.base_url,
@@ -341,35 +314,31 @@ async def run_batch_async(
             tuning=opts.tuning,
             callback_url=opts.callback_url,
         )
-        remove = _install_signals(stop, emit) if signals else (lambda: None)
-        try:
-            async with client:
-                work = any(
-                    counts.get(s.value, 0)
-                    for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
-                ) or journal.cost_unsettled(name)
-                if work:
-                    techniques = await _preflight(b, journal.techniques(name, State.PENDING))
-                    budget = None
-                    if opts.max_cost is not None:
-                        budget = Budget(
-                            opts.max_cost, journal, name, _estimate(techniques),
-                            lambda: meter.in_flight,
-                        )  # fmt: skip
-                    sent, recovered = await _drive(
-                        b, budget.allowance if budget else None, opts.report_paths()
-                    )
-                else:
-                    sent = recovered = 0
-            if opts.download is not None and not stop.stopping:
-                from .downloads import Downloader  # only when asked: it brings httpx's client
+        async with client:
+            work = any(
+                counts.get(s.value, 0)
+                for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
+            ) or journal.cost_unsettled(name)
+            if work:
+                techniques = await _preflight(b, journal.techniques(name, State.PENDING))
+                budget = None
+                if opts.max_cost is not None:
+                    budget = Budget(
+                        opts.max_cost, journal, name, _estimate(techniques),
+                        lambda: meter.in_flight,
+                    )  # fmt: skip
+                sent, recovered = await _drive(
+                    b, budget.allowance if budget else None, opts.report_paths()
+                )
+            else:
+                sent = recovered = 0
+        if opts.download is not None and not stop.stopping:
+            from .downloads import Downloader  # only when asked: it brings httpx's client
 
-                downloads = await Downloader(
-                    journal, name, opts.download, emit, opts.download_concurrency,
-                    transport=opts.transport, give_up=lambda: stop.stopping,
-                ).run()  # fmt: skip
-        finally:
-            remove()
+            downloads = await Downloader(
+                journal, name, opts.download, emit, opts.download_concurrency,
+                transport=opts.transport, give_up=lambda: stop.stopping,
+            ).run()  # fmt: skip
         outcome = _outcome(opts, journal, stats, started, stop)
         outcome.sent, outcome.recovered = sent, recovered
         outcome.downloads = downloads
@@ -380,5 +349,5 @@ async def run_batch_async(
         return outcome
 
 
-def run_batch_sync(opts: RunOptions, emit: Emit | None = None, signals: bool = False) -> Outcome:
-    return asyncio.run(run_batch_async(opts, emit, signals))
+def run_batch_sync(opts: RunOptions, emit: Emit | None = None) -> Outcome:
+    return asyncio.run(run_batch_async(opts, emit))

@@ -11,7 +11,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ApiError, TransportError
+from ..errors import ApiError, TransportError
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState

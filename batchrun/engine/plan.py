@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .client import FloraClient
-from .errors import ConfigError, TransportError
-from .journal import Journal, SyncStats
-from .manifest import open_manifest
-from .models import Job, RowProblem, Technique
+from ..api import FloraClient
+from ..errors import ConfigError, TransportError
+from ..journal import Journal, SyncStats
+from ..manifest import open_manifest
+from ..models import Job, RowProblem, Technique
 from .runner import RunOptions, check_options
 from .techniques import column_problems, fetch_techniques
 

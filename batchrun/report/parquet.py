@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from .report import JSON, TIME_COLUMNS
+from .columns import JSON, TIME_COLUMNS
 
 _OUTPUT_TYPE = pa.list_(
     pa.struct([("output_id", pa.string()), ("type", pa.string()), ("url", pa.string())])

@@ -1,0 +1,112 @@
+"""The submitter's transitions: rows to send, the write-ahead mark, the answers."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..models import Run, State
+from .base import _RUN_FIELDS, Store
+from .records import RowTask, _inputs_from, _outputs_json
+
+
+class Sending(Store):
+    def _tasks(self, sql: str, args: Sequence[Any]) -> list[RowTask]:
+        return [
+            RowTask(r[0], r[1], r[2], _inputs_from(r[3]), r[4], r[5], r[6], r[7])
+            for r in self._db.execute(sql, args)
+        ]
+
+    _TASK_COLS = "row_id, idx, technique_id, inputs, attempt, idem_key, body, first_sent_at"
+
+    def pending(self, batch: str, after_idx: int, limit: int) -> list[RowTask]:
+        """The next rows never sent, in manifest order."""
+        return self._tasks(
+            f"SELECT {self._TASK_COLS} FROM rows WHERE batch = ? AND state = ? AND idx > ? "
+            "ORDER BY idx LIMIT ?",
+            (batch, State.PENDING.value, after_idx, limit),
+        )
+
+    def sending(self, batch: str) -> list[RowTask]:
+        """Rows whose create may have left without an answer being recorded."""
+        return self._tasks(
+            f"SELECT {self._TASK_COLS} FROM rows WHERE batch = ? AND state = ? "
+            "AND idx IS NOT NULL ORDER BY idx",
+            (batch, State.SENDING.value),
+        )
+
+    def mark_sending(
+        self,
+        batch: str,
+        sends: Sequence[tuple[str, str, bytes]],
+        answered: Sequence[tuple[str, Run]] = (),
+    ) -> float:
+        """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
+        ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
+        now = self.clock()
+        with self._tx(durable=True) as db:
+            self._update_runs(db, batch, answered, now)
+            db.executemany(
+                "UPDATE rows SET state = ?, idem_key = ?, body = ?, "
+                "first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?, updated_at = ? "
+                "WHERE batch = ? AND row_id = ?",
+                [(State.SENDING.value, k, b, now, now, now, batch, r) for r, k, b in sends],
+            )
+        return now
+
+    def record_runs(self, batch: str, updates: Sequence[tuple[str, Run]]) -> None:
+        """Record what the API said about runs: a create's answer or a poll."""
+        if updates:
+            with self._tx() as db:
+                self._update_runs(db, batch, updates, self.clock())
+
+    @staticmethod
+    def _update_runs(
+        db: sqlite3.Connection, batch: str, updates: Sequence[tuple[str, Run]], now: float
+    ) -> None:
+        rows = []
+        for row_id, run in updates:
+            state = run.status if run.finished else State.SUBMITTED.value
+            # A failed run that reports no cost was not charged; only completed ones wait for it.
+            final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
+            rows.append(
+                (state, run.run_id, run.status, run.charged_cost, final, run.error_code,
+                 run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
+                 run.completed_at, now, batch, row_id)
+            )  # fmt: skip
+        db.executemany(
+            "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
+            "charged_cost = coalesce(?, charged_cost), cost_final = max(cost_final, ?), "
+            "error_code = ?, error_message = ?, outputs = coalesce(?, outputs), "
+            "created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
+            "completed_at = coalesce(?, completed_at), updated_at = ? "
+            "WHERE batch = ? AND row_id = ?",
+            rows,
+        )
+
+    def set_state(
+        self,
+        batch: str,
+        row_ids: Sequence[str],
+        state: State,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        now = self.clock()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE rows SET state = ?, error_code = ?, error_message = ?, updated_at = ? "
+                "WHERE batch = ? AND row_id = ?",
+                [(state.value, error_code, error_message, now, batch, r) for r in row_ids],
+            )
+
+    def unsend(self, batch: str, row_ids: Sequence[str]) -> None:
+        """The server refused before creating anything (402, 401): the rows were never sent."""
+        now = self.clock()
+        with self._tx() as db:
+            db.executemany(
+                f"UPDATE rows SET state = ?, {_RUN_FIELDS}, updated_at = ? "
+                "WHERE batch = ? AND row_id = ?",
+                [(State.PENDING.value, now, batch, r) for r in row_ids],
+            )
