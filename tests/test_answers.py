@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchrun.emulator import EmulatorConfig, EmulatorThread
+from batchrun.emulator import EmulatorThread
 from batchrun.engine.context import Tuning
 from batchrun.engine.runner import RunOptions, run_batch_async
 from batchrun.journal import Journal
@@ -16,6 +16,7 @@ from batchrun.keys import idempotency_key, request_body
 from batchrun.manifest import ManifestOptions, open_manifest
 from batchrun.models import Job
 from tests.support.cli import API_KEY, prompts, write_csv
+from tests.support.emulator import steady_config
 
 
 def options(tmp: Path, emu: EmulatorThread, manifest: Path, **kw: object) -> RunOptions:
@@ -60,7 +61,7 @@ def lose_answers(tmp: Path, emu: EmulatorThread, manifest: Path, rows: list[int]
 @pytest.mark.parametrize("mode", ["replay", "conflict409"])
 async def test_a_lost_answer_is_adopted_not_paid_twice(tmp_path: Path, mode: str) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(5))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1, duplicate_mode=mode)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1, duplicate_mode=mode)) as emu:
         lose_answers(tmp_path, emu, manifest, [2])
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
         ledger = emu.store.ledger()
@@ -71,7 +72,7 @@ async def test_a_lost_answer_is_adopted_not_paid_twice(tmp_path: Path, mode: str
 
 async def test_ambiguous_duplicates_stay_in_doubt(tmp_path: Path) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(4))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1)) as emu:
         keys = lose_answers(tmp_path, emu, manifest, [0, 1])
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
         ledger = emu.store.ledger()
@@ -84,7 +85,7 @@ async def test_ambiguous_duplicates_stay_in_doubt(tmp_path: Path) -> None:
 
 async def test_changed_body_under_a_key_is_reported_as_a_bug(tmp_path: Path) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(2))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1)) as emu:
         lose_answers(tmp_path, emu, manifest, [0], altered=frozenset({0}))
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
         assert len(emu.store.ledger()["runs"]) == 2
@@ -96,7 +97,7 @@ async def test_keys_past_the_window_are_never_resent_blindly(tmp_path: Path) -> 
     manifest = write_csv(tmp_path / "b.csv", prompts(3))
     import time
 
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1)) as emu:
         lose_answers(tmp_path, emu, manifest, [1], clock=time.time() - 3 * 3600)
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
         assert outcome.exit_code == 3 and outcome.counts == {"completed": 2, "in_doubt": 1}
@@ -111,7 +112,7 @@ async def test_keys_past_the_window_are_never_resent_blindly(tmp_path: Path) -> 
 
 async def test_late_costs_are_waited_for(tmp_path: Path) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(6))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1, late_cost_seconds=1.0)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1, late_cost_seconds=1.0)) as emu:
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
         ledger = emu.store.ledger()
     assert outcome.costs_unknown == 0
@@ -122,7 +123,7 @@ async def test_late_costs_are_bounded_and_reported_unknown(tmp_path: Path) -> No
     import pandas as pd
 
     manifest = write_csv(tmp_path / "b.csv", prompts(3))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1, late_cost_seconds=3600)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1, late_cost_seconds=3600)) as emu:
         outcome = await run_batch_async(
             options(tmp_path, emu, manifest, tuning=Tuning(cost_wait=1.0))
         )
@@ -135,7 +136,7 @@ async def test_timestamps_in_ms_and_camel_case_ids(tmp_path: Path) -> None:
     import pandas as pd
 
     manifest = write_csv(tmp_path / "b.csv", prompts(4))
-    config = EmulatorConfig(run_seconds=0.1, timestamps="ms", id_field="runId", create_status=200)
+    config = steady_config(run_seconds=0.1, timestamps="ms", id_field="runId", create_status=200)
     with EmulatorThread(config) as emu:
         outcome = await run_batch_async(options(tmp_path, emu, manifest))
     assert outcome.exit_code == 0

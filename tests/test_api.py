@@ -2,8 +2,9 @@ import asyncio
 from pathlib import Path
 
 import batchrun
-from batchrun.emulator import EmulatorConfig, EmulatorThread
+from batchrun.emulator import EmulatorThread
 from tests.support.cli import API_KEY, prompts, write_csv
+from tests.support.emulator import steady_config
 
 
 def test_public_api_is_small_and_pinned() -> None:
@@ -15,7 +16,7 @@ def test_public_api_is_small_and_pinned() -> None:
 
 def test_run_batch_returns_the_report(tmp_path: Path) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(12, fail_every=5))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.1)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.1)) as emu:
         df = batchrun.run_batch(manifest, "tech_text2img", api_key=API_KEY, base_url=emu.base_url,
                                 state_dir=tmp_path / "s", progress=False, concurrency=4)  # fmt: skip
         assert list(df["id"]) == [f"row-{i:05d}" for i in range(12)]

@@ -79,7 +79,10 @@ def start(clock: FakeClock) -> Iterator[Start]:
     running: list[Emu] = []
 
     def _start(faults: dict[str, Any] | None = None, **settings: Any) -> Emu:
-        config = EmulatorConfig(faults=Faults(**(faults or {})), **settings)
+        # Exact by default, so timings can be asserted: no spread, no random failures, no cost
+        # drift. A test passes its own values to see the realistic behaviour.
+        settings = {"run_spread": 0.0, "cost_drift_rate": 0.0, **settings}
+        config = EmulatorConfig(faults=Faults(**{"fail_rate": 0.0, **(faults or {})}), **settings)
         thread = EmulatorThread(config, clock=clock).start()
         http = httpx.Client(base_url=thread.base_url, headers=AUTH, timeout=5, verify=TLS)
         running.append(Emu(thread, http, clock))
@@ -109,18 +112,23 @@ def test_create_then_poll_through_the_lifecycle(start: Start, plain: httpx.Clien
     assert run["created_at"] == emu.clock.now
     poll = f"{emu.thread.base_url}/techniques/tech_text2img/runs/{run['run_id']}"
     assert run["poll_url"] == poll
-    assert "outputs" not in run and "charged_cost" not in run
+    assert "outputs" not in run and "started_at" not in run
+    assert run["charged_cost"] == 0.04  # the quote
 
-    emu.clock.advance(1.1)  # default: 2 s runs, pending for the first 10 %
+    emu.clock.advance(0.1)  # default: pending for 10 % of --run-seconds, then 2 s running
+    pending = emu.get(run["run_id"], technique="text-to-image")
+    assert pending["status"] == "pending" and pending["progress"] == 0
+    assert "charged_cost" not in pending
+    emu.clock.advance(1.0)
     running = emu.get(run["run_id"], technique="text-to-image")
     assert running["status"] == "running" and 0 < running["progress"] < 100
     assert running["started_at"] == pytest.approx(run["created_at"] + 0.2)
 
-    emu.clock.advance(1.0)
+    emu.clock.advance(1.2)
     done = plain.get(poll, headers=AUTH).json()
     assert done["status"] == "completed" and done["progress"] == 100
     assert done["charged_cost"] == 0.04
-    assert done["completed_at"] == pytest.approx(run["created_at"] + 2.0)
+    assert done["completed_at"] == pytest.approx(run["created_at"] + 2.2)
     assert [(o["output_id"], o["type"]) for o in done["outputs"]] == [("image", "imageUrl")]
     assert "error_code" not in done
 
@@ -158,19 +166,22 @@ def test_fail_marker_and_fail_rate(start: Start) -> None:
     assert first == fates(3) and {"completed", "failed"} == set(first)
 
 
-def test_jitter_and_pending_seconds(start: Start) -> None:
+def test_run_spread_and_pending_seconds(start: Start) -> None:
+    emu = start(run_seconds=1.0, pending_seconds=0.05)
+    ids = [emu.create().json()["run_id"] for _ in range(3)]
+    emu.clock.advance(0.06)
+    assert {emu.get(run_id)["status"] for run_id in ids} == {"running"}
+
     def durations(seed: int) -> list[float]:
-        emu = start(seed=seed, run_seconds=1.0, jitter=0.5, pending_seconds=0.05)
+        emu = start(seed=seed, run_seconds=1.0, run_spread=0.5, pending_seconds=0.05)
         ids = [emu.create().json()["run_id"] for _ in range(10)]
-        emu.clock.advance(0.06)
-        assert {emu.get(run_id)["status"] for run_id in ids} == {"running"}
-        emu.clock.advance(2)
+        emu.clock.advance(60)
         runs = [emu.get(run_id) for run_id in ids]
         return [run["completed_at"] - run["created_at"] for run in runs]
 
     first = durations(1)
     assert first == pytest.approx(durations(1), abs=1e-5)
-    assert len({round(d, 3) for d in first}) > 5 and all(0.5 <= d <= 1.5 for d in first)
+    assert len({round(d, 3) for d in first}) == 10 and first != durations(2)
 
 
 def test_get_unknown_run_or_other_technique_is_404(start: Start) -> None:
@@ -191,7 +202,7 @@ def test_readings_ms_timestamps_runid_status_200_and_nulls(start: Start) -> None
     run = created.json()
     assert "run_id" not in run and run["runId"].startswith("run_")
     assert run["created_at"] == int(emu.clock.now * 1000) and isinstance(run["created_at"], int)
-    assert run["charged_cost"] is None and run["outputs"] is None
+    assert run["started_at"] is None and run["outputs"] is None
     emu.clock.advance(3)
     done = emu.get(run["runId"])
     assert isinstance(done["completed_at"], int) and done["error_code"] is None
@@ -622,8 +633,10 @@ def test_cli_help_lists_every_flag() -> None:
 
     result = CliRunner().invoke(emulator, ["--help"])
     assert result.exit_code == 0
-    for flag in ("--host", "--port", "--api-key", "--run-seconds", "--pending-seconds", "--jitter",
-                 "--seed", "--fail-rate", "--late-cost-seconds", "--duplicate-mode",
+    for flag in ("--host", "--port", "--api-key", "--run-seconds", "--run-spread",
+                 "--pending-seconds", "--pending-fraction", "--jitter", "--seed", "--fail-rate",
+                 "--fail-mix", "--quote-on-create", "--cost-drift-rate", "--cost-drift",
+                 "--late-cost-seconds", "--duplicate-mode",
                  "--idempotency-window", "--create-status", "--timestamps", "--id-field",
                  "--open-catalogue", "--latency", "--rate-429", "--retry-after", "--rate-5xx",
                  "--drop", "--lose-answer", "--max-active", "--credits", "--fault-endpoints"):  # fmt: skip

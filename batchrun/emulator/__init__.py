@@ -1,6 +1,8 @@
 """A local FLORA-compatible server: the reference's endpoints, faithful answers, switchable faults.
 
-For tests, demos and benchmarks; it shows how a client copes, not what the real API will say.
+By default it behaves like FLORA: runs queue and then take varying (lognormal) times, a few percent
+fail with FLORA's error codes by tier, and final costs may differ from the create's quote; all of it
+seeded. For tests, demos and benchmarks; it shows how a client copes, not what the real API will say.
 """
 
 from .app import EmulatorApp

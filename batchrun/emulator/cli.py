@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .config import EmulatorConfig
+from .failures import format_mix, parse_mix
 from .faults import ENDPOINTS, Faults, parse_endpoints, parse_latency
 from .server import serve
 
 _PROBABILITY = click.FloatRange(0.0, 1.0)
 _SECONDS = click.FloatRange(min=0.0)
+_DEFAULT = EmulatorConfig()  # the CLI's defaults are the config's, so the two never drift apart
 
 
 @click.command("emulator")
@@ -27,22 +31,38 @@ _SECONDS = click.FloatRange(min=0.0)
 @click.option("--api-key", help="Accept only this bearer key (default: any non-empty key).")
 @click.option(
     "--run-seconds",
-    default=2.0,
+    default=_DEFAULT.run_seconds,
     show_default=True,
     type=_SECONDS,
-    help="Seconds from a run's creation to its end.",
+    help="Mean seconds a run runs (status running), after its pending phase.",
+)
+@click.option(
+    "--run-spread",
+    default=_DEFAULT.run_spread,
+    show_default=True,
+    type=click.FloatRange(0.0, 3.0),
+    metavar="SIGMA",
+    help="Run and queue times are lognormal with this sigma around their means (0.5: 80% "
+    "of runs take 0.5-1.7x the mean, a long tail); 0: every run takes exactly the means.",
 )
 @click.option(
     "--pending-seconds",
     type=_SECONDS,
-    help="Seconds a run stays pending before it runs [default: 10% of its duration].",
+    help="Mean seconds a run is queued (status pending) before it runs "
+    "[default: --pending-fraction of --run-seconds].",
+)
+@click.option(
+    "--pending-fraction",
+    default=_DEFAULT.pending_fraction,
+    show_default=True,
+    type=click.FloatRange(0.0, 100.0),
+    help="Mean queue time as a fraction of --run-seconds, unless --pending-seconds is given.",
 )
 @click.option(
     "--jitter",
-    default=0.0,
-    show_default=True,
     type=click.FloatRange(0.0, 1.0, max_open=True),
-    help="Each run's duration varies by up to +- this fraction (seeded).",
+    help="Deprecated: sets --run-spread to F/sqrt(3), the spread of a uniform +-F; "
+    "ignored when --run-spread is given.",
 )
 @click.option(
     "--seed",
@@ -53,10 +73,41 @@ _SECONDS = click.FloatRange(min=0.0)
 )
 @click.option(
     "--fail-rate",
-    default=0.0,
+    default=_DEFAULT.faults.fail_rate,
     show_default=True,
     type=_PROBABILITY,
-    help="Chance that a run fails (a text input containing FAIL always fails).",
+    help="Chance that a run fails, with a FLORA error_code of a tier drawn by --fail-mix "
+    "(0: only FAIL triggers fail; see below).",
+)
+@click.option(
+    "--fail-mix",
+    default=format_mix(_DEFAULT.faults.fail_mix),
+    show_default=True,
+    metavar="TIER=SHARE,...",
+    help="How failures split by tier: retry_now, retry_later, change_input, not_retryable, and "
+    "moderated (GPU_PROVIDER_ERROR carrying a safety refusal). Shares are weights; a tier's "
+    "rate is --fail-rate times its share; the code is drawn from the tier's list.",
+)
+@click.option(
+    "--quote-on-create/--no-quote-on-create",
+    default=_DEFAULT.quote_on_create,
+    show_default=True,
+    help="The create answer carries charged_cost: the technique's run_cost, a quote.",
+)
+@click.option(
+    "--cost-drift-rate",
+    default=_DEFAULT.cost_drift_rate,
+    show_default=True,
+    type=_PROBABILITY,
+    help="Chance a completed run's final charged_cost differs from its quote.",
+)
+@click.option(
+    "--cost-drift",
+    default=_DEFAULT.cost_drift,
+    show_default=True,
+    type=click.FloatRange(0.0, 100.0),
+    metavar="F",
+    help="How far a drifting cost goes: quote x (1+F)^u, u uniform in [-1, 1].",
 )
 @click.option(
     "--late-cost-seconds",
@@ -190,19 +241,46 @@ def emulator(**kw: Any) -> None:
     """Start a local FLORA-compatible API server, for tests, demos and trying things out.
 
     It prints one line, "FLORA emulator listening on URL", then serves until interrupted.
-    Runs, keys and charges can be inspected under /_emulator/ on the same port.
+    Runs, keys and charges can be inspected under /_emulator/ on the same port; the ledger
+    (/_emulator/ledger) shows each run's drawn pending_seconds, run_seconds and
+    duration_seconds, its created/started/completed_at, quoted and final cost, error code
+    and tier. Every random choice follows --seed.
+
+    The defaults behave like FLORA: runs queue, then take varying times; a few percent fail
+    with FLORA's error codes; a fifth of the final costs differ from the create's quote. Tests
+    that need exact timing pass --run-spread 0; --fail-rate 0 and --cost-drift-rate 0 make
+    every run complete at its quote.
+
+    A text input value can force a run's fate (the first trigger found wins):
+
+    \b
+      FAIL           fails with provider_error (the reference's example code)
+      FAIL:CODE      fails with CODE, e.g. FAIL:GENERATION_QUEUE_TOO_LARGE;
+                     FAIL:MODERATED gives GPU_PROVIDER_ERROR with a safety message
+      FAIL<n>:CODE   the first n runs created with this exact input text fail with
+                     CODE (FAIL<n>: provider_error), later ones complete
     """
     try:
+        ctx = click.get_current_context()
+        run_spread = kw["run_spread"]
+        if kw["jitter"] is not None and ctx.get_parameter_source("run_spread") in (
+            ParameterSource.DEFAULT,
+            ParameterSource.DEFAULT_MAP,
+        ):
+            run_spread = kw["jitter"] / math.sqrt(3)
+        fail_mix = parse_mix(kw["fail_mix"])
         faults = Faults(
             latency=parse_latency(kw["latency"]), rate_429=kw["rate_429"], retry_after=kw["retry_after"],
             retry_after_prob=kw["retry_after_prob"],
             retry_after_ms_prob=kw["retry_after_ms_prob"], rate_5xx=kw["rate_5xx"],
             drop=kw["drop"], lose_answer=kw["lose_answer"], fail_rate=kw["fail_rate"],
-            max_active=kw["max_active"], credits=kw["credits"], endpoints=parse_endpoints(kw["fault_endpoints"]),
+            fail_mix=fail_mix, max_active=kw["max_active"], credits=kw["credits"], endpoints=parse_endpoints(kw["fault_endpoints"]),
         )  # fmt: skip
         config = EmulatorConfig(
-            api_key=kw["api_key"], run_seconds=kw["run_seconds"],
-            pending_seconds=kw["pending_seconds"], jitter=kw["jitter"], seed=kw["seed"],
+            api_key=kw["api_key"], run_seconds=kw["run_seconds"], run_spread=run_spread,
+            pending_seconds=kw["pending_seconds"], pending_fraction=kw["pending_fraction"],
+            seed=kw["seed"], quote_on_create=kw["quote_on_create"],
+            cost_drift_rate=kw["cost_drift_rate"], cost_drift=kw["cost_drift"],
             late_cost_seconds=kw["late_cost_seconds"], duplicate_mode=kw["duplicate_mode"],
             idempotency_window=kw["idempotency_window"],
             create_status=int(kw["create_status"]), timestamps=kw["timestamps"],

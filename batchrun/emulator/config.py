@@ -1,4 +1,11 @@
-"""What the emulator can be told: run timing, which of FLORA's readings to answer with, faults."""
+"""What the emulator can be told: run timing and costs, which of FLORA's readings to answer with,
+faults.
+
+A run is ``pending`` for a drawn queue time, then ``running`` for a drawn run time, then ends:
+created_at -> started_at -> completed_at. Both are lognormal with the same spread ``run_spread``
+(sigma of the underlying normal), their means ``pending_seconds`` (or ``pending_fraction`` of
+``run_seconds``) and ``run_seconds``; a spread of 0 makes every run take exactly those times.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,13 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "absent_fields": ("omit", "null"),
 }
 _SECONDS = ("run_seconds", "late_cost_seconds", "idempotency_window")
+# name -> (low, high): the numbers that must lie in a range.
+_RANGES: dict[str, tuple[float, float]] = {
+    "run_spread": (0.0, 3.0),
+    "pending_fraction": (0.0, 100.0),
+    "cost_drift": (0.0, 100.0),
+    "cost_drift_rate": (0.0, 1.0),
+}
 # Settings that only matter when the server starts; the rest may change at runtime.
 _FIXED = ("seed", "base_path", "faults")
 
@@ -26,10 +40,14 @@ class EmulatorConfig:
     """Run settings. Every default is FLORA's reading or the friendliest one for a client."""
 
     api_key: str | None = None  # None: any non-empty bearer token is accepted
-    run_seconds: float = 2.0  # created_at to completed_at
-    pending_seconds: float | None = None  # None: 10 % of the run's duration
-    jitter: float = 0.0  # a run's duration varies by +- this fraction, seeded
+    run_seconds: float = 2.0  # mean run time, started_at to completed_at
+    run_spread: float = 0.5  # sigma of the lognormal run and queue times; 0: exact
+    pending_seconds: float | None = None  # mean queue time; None: pending_fraction * run_seconds
+    pending_fraction: float = 0.1
     seed: int = 0
+    quote_on_create: bool = True  # the create answer carries charged_cost = run_cost, a quote
+    cost_drift_rate: float = 0.2  # chance a completed run's final cost differs from its quote
+    cost_drift: float = 0.25  # how far: quote * (1 + cost_drift) ** u, u uniform in [-1, 1]
     late_cost_seconds: float = 0.0  # charged_cost appears this long after completion
     duplicate_mode: str = "conflict409"  # a repeated key: 409 (as measured) or a 200 replay
     idempotency_window: float = 7200.0  # seconds a key is remembered
@@ -54,16 +72,31 @@ class EmulatorConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number of seconds")
             setattr(self, name, float(value))
-        if self.pending_seconds is not None and self.pending_seconds < 0:
-            raise ValueError("pending_seconds must not be negative")
-        if not 0.0 <= self.jitter < 1.0:
-            raise ValueError("jitter must be a fraction in [0, 1)")
+        if self.pending_seconds is not None:
+            value = self.pending_seconds
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError("pending_seconds must be a non-negative number or null")
+            self.pending_seconds = float(value)
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value}")
+            setattr(self, name, float(value))
+        if not isinstance(self.quote_on_create, bool):
+            raise ValueError("quote_on_create must be true or false")
         if self.api_key is not None and not self.api_key:
             raise ValueError("api_key must not be empty (None accepts any key)")
         if not self.base_path.startswith("/") or self.base_path.endswith("/"):
             raise ValueError("base_path must start with '/' and not end with one")
         if self.media_base is not None:
             self.media_base = self.media_base.rstrip("/")
+
+    def pending_mean(self) -> float:
+        if self.pending_seconds is not None:
+            return self.pending_seconds
+        return self.pending_fraction * self.run_seconds
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Runtime change of run settings, all or nothing."""

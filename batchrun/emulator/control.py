@@ -1,6 +1,6 @@
 """The control panel under /_emulator/: not FLORA's, needs no key, never faulted or counted.
 
-GET  /_emulator/ledger   every run really created, keys, charges
+GET  /_emulator/ledger   every run really created: drawn times, fate, costs; keys, charges
 GET  /_emulator/stats    request counts, media requests, leaked Authorization values
 GET  /_emulator/faults   fault settings; POST a JSON object to change some of them
 GET  /_emulator/config   run settings; POST a JSON object to change some of them

@@ -8,10 +8,15 @@ the same seed and the same order of requests.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .failures import DEFAULT_FAIL_MIX, DEFAULT_FAIL_RATE, parse_mix
+
+T = TypeVar("T")
 
 # The API endpoints a request fault can be restricted to.
 ENDPOINTS = ("create", "get", "list", "technique")
@@ -71,7 +76,11 @@ def _number(name: str, value: Any) -> float:
 
 @dataclass
 class Faults:
-    """Fault settings, all off by default. Probabilities are per request (per run: fail_rate)."""
+    """Fault settings. Request faults are off by default; runs fail at a realistic small rate.
+
+    Probabilities are per request, except ``fail_rate``: per run, with the failure's tier drawn
+    by the shares in ``fail_mix`` (see ``failures.py``).
+    """
 
     latency: tuple[float, float] = (0.0, 0.0)  # extra seconds per API request, uniform min..max
     rate_429: float = 0.0
@@ -81,7 +90,8 @@ class Faults:
     rate_5xx: float = 0.0  # 500/502/503 before anything happens
     drop: float = 0.0  # connection cut before the request is handled
     lose_answer: float = 0.0  # create: run made, key recorded, then the connection is cut
-    fail_rate: float = 0.0  # a run ends failed
+    fail_rate: float = DEFAULT_FAIL_RATE  # a run ends failed, with a code of a tier drawn by:
+    fail_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAIL_MIX))
     max_active: int | None = None  # pending+running runs allowed at once; a create above: 429
     credits: float | None = None  # USD balance; a create it cannot pay for: 402
     endpoints: tuple[str, ...] = ENDPOINTS  # where latency, 429, 5xx and drop apply
@@ -92,6 +102,7 @@ class Faults:
     def validate(self) -> None:
         self.latency = parse_latency(self.latency)
         self.endpoints = parse_endpoints(self.endpoints)
+        self.fail_mix = parse_mix(self.fail_mix)
         for name in _PROBABILITIES:
             value = _number(name, getattr(self, name))
             if not 0.0 <= value <= 1.0:
@@ -119,6 +130,8 @@ class Faults:
             values["latency"] = parse_latency(values["latency"])
         if "endpoints" in values:
             values["endpoints"] = parse_endpoints(values["endpoints"])
+        if "fail_mix" in values:
+            values["fail_mix"] = parse_mix(values["fail_mix"])
         candidate = dataclasses.replace(self, **values)  # validates in __post_init__
         for name in names:
             setattr(self, name, getattr(candidate, name))
@@ -127,6 +140,7 @@ class Faults:
         data = dataclasses.asdict(self)
         data["latency"] = list(self.latency)
         data["endpoints"] = list(self.endpoints)
+        data["fail_mix"] = dict(self.fail_mix)
         return data
 
     def applies_to(self, endpoint: str) -> bool:
@@ -153,8 +167,18 @@ class Dice:
     def uniform(self, name: str, low: float, high: float) -> float:
         return low if low == high else self.stream(name).uniform(low, high)
 
-    def choice(self, name: str, options: tuple[int, ...]) -> int:
+    def choice(self, name: str, options: Sequence[T]) -> T:
         return self.stream(name).choice(options)
+
+    def weighted(self, name: str, weights: Mapping[str, float]) -> str:
+        names = [n for n, w in weights.items() if w > 0]
+        return self.stream(name).choices(names, [weights[n] for n in names])[0]
+
+    def lognormal(self, name: str, mean: float, sigma: float) -> float:
+        """A lognormal draw whose mean is ``mean``; exactly ``mean`` when sigma is 0."""
+        if mean <= 0.0 or sigma <= 0.0:
+            return max(mean, 0.0)
+        return self.stream(name).lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
 
     def hex(self, name: str, digits: int) -> str:
         return f"{self.stream(name).getrandbits(4 * digits):0{digits}x}"

@@ -29,7 +29,14 @@ class ControlPanel:
             self._panel = None
 
     def ledger(self) -> dict[str, Any]:
-        """Every run really created: runs, charges_total, creates_by_key, credits_remaining."""
+        """Every run really created, and the account.
+
+        ``runs`` (creation order), each with created_at, started_at, completed_at,
+        pending_seconds, run_seconds, duration_seconds (the drawn times), status, charged_cost
+        (None while active), quoted_cost, final_cost, error_code, error_tier, fail_source;
+        ``charges_total`` (charged by ended runs), ``charges_committed`` (what every run created
+        will charge), ``quotes_total``, ``creates_by_key``, ``active``, ``credits_remaining``.
+        """
         result: dict[str, Any] = self._control("GET", "ledger")
         return result
 

@@ -8,8 +8,6 @@ from .catalogue import MEDIA_TYPES, TechniqueSpec
 from .config import EmulatorConfig
 from .state import PROJECT_ID, WORKSPACE_ID, RunRecord
 
-PROVIDER_ERROR = ("provider_error", "The provider failed to complete the generation.")
-
 
 class Views:
     def __init__(self, config: EmulatorConfig) -> None:
@@ -49,17 +47,19 @@ class Views:
             "created_at": self._ts(rec.created_at),
         }
         cost: float | None = None
-        if status == "failed":
-            cost = 0.0
+        if as_created and self.config.quote_on_create:
+            cost = rec.quoted_cost  # a quote: the final cost, on the finished run, may differ
+        elif status == "failed":
+            cost = 0.0  # refunded
         elif status == "completed" and now >= rec.completed_at + self.config.late_cost_seconds:
-            cost = rec.spec.run_cost
+            cost = rec.final_cost
         self._optional(data, "charged_cost", cost)
         started = rec.started_at if status != "pending" else None
         self._optional(data, "started_at", None if started is None else self._ts(started))
         self._optional(data, "completed_at", self._ts(rec.completed_at) if ended else None)
-        failed = status == "failed"
-        self._optional(data, "error_code", PROVIDER_ERROR[0] if failed else None)
-        self._optional(data, "error_message", PROVIDER_ERROR[1] if failed else None)
+        failure = rec.failure if status == "failed" else None
+        self._optional(data, "error_code", failure.code if failure else None)
+        self._optional(data, "error_message", failure.message if failure else None)
         outputs = self.outputs(rec, media_base) if status == "completed" else None
         self._optional(data, "outputs", outputs)
         data["poll_url"] = f"{api_base}/techniques/{rec.spec.technique_id}/runs/{rec.run_id}"

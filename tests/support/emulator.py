@@ -9,6 +9,15 @@ or as a fixture:
     @pytest.fixture
     def emu() -> Iterator[EmulatorProcess]:
         yield from emulator_fixture("--run-seconds", "0.3")
+
+Run times vary as the emulator's defaults make them (pass "--run-spread", "0" for exact ones),
+but random run failures and cost drift are pinned off, so a test that expects every row to
+complete at its quote can rely on it; FAIL triggers in inputs still work. ``fail_rate=None`` or
+``cost_drift_rate=None`` keeps the emulator's realistic default, a number pins another value,
+and the same flag among ``args`` wins too (it comes later on the command line).
+
+For the emulator in-process, ``steady_config(...)`` builds an ``EmulatorConfig`` with the same
+pins.
 """
 
 from __future__ import annotations
@@ -22,7 +31,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from batchrun.emulator.config import EmulatorConfig
+from batchrun.emulator.faults import Faults
 from batchrun.emulator.panel import ControlPanel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +48,20 @@ class EmulatorError(RuntimeError):
 class EmulatorProcess(ControlPanel):
     """``python -m batchrun.emulator --port 0 ARGS`` in its own process; stopped on exit."""
 
-    def __init__(self, *args: str, startup_timeout: float = 20.0) -> None:
-        self.args = ("--port", "0", *args)
+    def __init__(
+        self,
+        *args: str,
+        fail_rate: float | None = 0.0,
+        cost_drift_rate: float | None = 0.0,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        pins: list[str] = []
+        if fail_rate is not None:
+            pins += ["--fail-rate", repr(float(fail_rate))]
+        if cost_drift_rate is not None:
+            pins += ["--cost-drift-rate", repr(float(cost_drift_rate))]
+        # Pins first: for a flag given twice the emulator takes the last, so args override them.
+        self.args = ("--port", "0", *pins, *args)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         # stderr goes to a file: a pipe nobody reads would block the server once it filled up.
@@ -112,7 +136,16 @@ class EmulatorProcess(ControlPanel):
         self._stderr.close()
 
 
-def emulator_fixture(*args: str) -> Iterator[EmulatorProcess]:
+def emulator_fixture(
+    *args: str, fail_rate: float | None = 0.0, cost_drift_rate: float | None = 0.0
+) -> Iterator[EmulatorProcess]:
     """For a pytest fixture: ``yield from emulator_fixture("--run-seconds", "0.3")``."""
-    with EmulatorProcess(*args) as emu:
+    with EmulatorProcess(*args, fail_rate=fail_rate, cost_drift_rate=cost_drift_rate) as emu:
         yield emu
+
+
+def steady_config(faults: Faults | None = None, **settings: Any) -> EmulatorConfig:
+    """An in-process ``EmulatorConfig`` pinned like ``EmulatorProcess``: realistic run times, no
+    random run failures, no cost drift. ``settings`` (and ``faults``) override the pins."""
+    settings.setdefault("cost_drift_rate", 0.0)
+    return EmulatorConfig(faults=faults or Faults(fail_rate=0.0), **settings)
