@@ -170,13 +170,37 @@ def test_type_annotations(tmp_path: Path) -> None:
 
 
 def test_unknown_annotation_needs_an_option(tmp_path: Path) -> None:
-    path = write(tmp_path / "m.csv", "prompt,doc:pdf\na,b\n")
+    # A type the API knows but inputs do not take, or a misspelt one: the header meant a type.
+    path = write(tmp_path / "m.csv", "prompt,doc:documentUrl\na,b\n")
     message = manifest_error(path)
-    assert "'doc:pdf'" in message and "--input" in message and "--pass-through" in message
-    (job,) = jobs(read(path, pass_through=frozenset({"doc:pdf"})))
+    assert "'doc:documentUrl'" in message and "--input" in message and "--pass-through" in message
+    (job,) = jobs(read(path, pass_through=frozenset({"doc:documentUrl"})))
     assert job.inputs == (Input("prompt", "text", "a"),) and job.columns == ("a", "b")
-    (job,) = jobs(read(path, input_map={"doc:pdf": ("document", None)}))
+    (job,) = jobs(read(path, input_map={"doc:documentUrl": ("document", None)}))
     assert job.inputs[1] == Input("document", "text", "b")
+    for typo, meant in (
+        ("imageurl", "imageUrl"),
+        ("image_url", "imageUrl"),
+        ("vidoUrl", "videoUrl"),
+    ):
+        message = manifest_error(write(tmp_path / "t.csv", f"prompt,ref:{typo}\na,b\n"))
+        assert f"did you mean '{meant}'" in message
+
+
+def test_only_a_known_type_after_the_last_colon_annotates(tmp_path: Path) -> None:
+    # Colons that are not annotations: a date-time, a ratio, a label, a file type.
+    header = "prompt,1973-05-20 09:15:02,ratio 16:9,Note: see below,doc:pdf"
+    path = write(tmp_path / "m.csv", f"{header}\na,b,c,d,e\n")
+    (job,) = jobs(read(path))
+    assert [(i.id, i.type) for i in job.inputs] == [
+        ("prompt", "text"), ("1973-05-20 09:15:02", "text"), ("ratio 16:9", "text"),
+        ("Note: see below", "text"), ("doc:pdf", "text"),
+    ]  # fmt: skip
+    (job,) = jobs(read(path, pass_through=frozenset({"1973-05-20 09:15:02", "doc:pdf"})))
+    assert [i.id for i in job.inputs] == ["prompt", "ratio 16:9", "Note: see below"]
+    path = write(tmp_path / "t.csv", "prompt,at 09:15:imageUrl\na,https://x.io/i.png\n")
+    (job,) = jobs(read(path))
+    assert job.inputs[1] == Input("at 09:15", "imageUrl", "https://x.io/i.png")
 
 
 def test_input_map_by_full_or_bare_name(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Rules (every format): missing, null, NaN and the empty string are ``None``; inte
 floats in the shortest form that reads back as the same number, without a trailing ``.0``
 (3.0 -> "3", 0.1 -> "0.1"); dates ``YYYY-MM-DD``; times ``HH:MM:SS``; datetimes
 ``YYYY-MM-DD HH:MM:SS`` (fractional seconds and a UTC offset only when the value has them).
-Booleans are ``true``/``false`` except in spreadsheets, where a person sees ``TRUE``/``FALSE``.
+Booleans are ``true``/``false`` except in spreadsheets, where a person sees ``TRUE``/``FALSE``
+and numbers follow the cell's number format (see ``numfmt``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+
+from .numfmt import format_number
 
 
 def number_text(value: float) -> str:
@@ -52,14 +54,13 @@ def cell_text(value: Any) -> str | None:
 
 
 def spreadsheet_text(value: Any, number_format: str | None) -> str | None:
-    """Text of an XLSX cell, honouring the number formats that change what a person reads:
-    percentages and date-only or time-only formats on date values."""
+    """Text of an XLSX cell as the cell shows it: numbers through the cell's number format
+    (``0.00`` shows 1.12345 as ``1.12``, General shows at most 15 significant digits, so no
+    binary noise), dates and times in ISO form as the format's date or time part."""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float) and number_format:
-        decimals = _percent_decimals(number_format)
-        if decimals is not None:
-            return f"{value * 100:.{decimals}f}%"
+    if isinstance(value, int | float):
+        return format_number(value, number_format) or None
     if isinstance(value, dt.datetime):
         kind = _date_kind(number_format)
         if kind == "date" or (kind is None and value.time() == dt.time(0)):
@@ -69,18 +70,21 @@ def spreadsheet_text(value: Any, number_format: str | None) -> str | None:
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
     if isinstance(value, dt.time):
         return value.isoformat(timespec="seconds")
+    if isinstance(value, dt.timedelta):
+        return _elapsed(value, number_format)
     return cell_text(value)
 
 
-_PERCENT = re.compile(r"[#,0]*0(?:\.(0+))?%")
-
-
-@lru_cache(maxsize=256)
-def _percent_decimals(number_format: str) -> int | None:
-    match = _PERCENT.fullmatch(number_format.strip())
-    if match is None:
-        return None
-    return len(match.group(1) or "")
+def _elapsed(value: dt.timedelta, number_format: str | None) -> str:
+    """A duration under ``[h]:mm:ss`` (the formats openpyxl reads as durations): hours in
+    total, then minutes and seconds; ``[h]:mm`` leaves the seconds out."""
+    seconds = round(value.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if number_format and "s" not in number_format.lower().replace("[h]", "").replace("[hh]", ""):
+        return f"{sign}{hours}:{minutes:02d}"
+    return f"{sign}{hours}:{minutes:02d}:{secs:02d}"
 
 
 @lru_cache(maxsize=256)
@@ -92,3 +96,18 @@ def _date_kind(number_format: str | None) -> str | None:
 
     kind: str | None = is_datetime(number_format)
     return kind
+
+
+class ErrorValue(str):
+    """A spreadsheet error a cell holds (``#N/A``, ``#VALUE!``, ``#REF!``...): the text the
+    cell shows, and where it is (``C7``), so a row that needs it can say why it cannot run."""
+
+    cell: str
+
+    def __new__(cls, text: str, cell: str) -> ErrorValue:
+        obj = super().__new__(cls, text)
+        obj.cell = cell
+        return obj
+
+    def __reduce__(self) -> tuple[type[ErrorValue], tuple[str, str]]:
+        return ErrorValue, (str(self), self.cell)

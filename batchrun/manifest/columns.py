@@ -3,11 +3,12 @@ API's own inputs list (JSONL), a column only copied to the report, or one to dro
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ManifestError
-from ..models import INPUT_TYPES
+from ..models import INPUT_TYPES, OUTPUT_TYPES
 from .options import ManifestOptions
 
 TECHNIQUE_COLUMN = "technique_id"
@@ -106,23 +107,50 @@ def build_layout(
     )
 
 
-def _annotated(where: str, pos: int, name: str) -> InputColumn:
+def split_annotation(name: str) -> tuple[str, str | None]:
+    """``('ref', 'imageUrl')`` for a header ``ref:imageUrl``; ``(name, None)`` when the text
+    after the last colon is not an input type, as in a date-time header ``1973-05-20 09:15:02``
+    or ``ratio 16:9``: only a known type makes an annotation."""
     base, sep, declared = name.rpartition(":")
-    if not sep:
-        return InputColumn(pos, name, name.strip(), "text")
-    if declared.strip() not in INPUT_TYPES or not base.strip():
+    declared = declared.strip()
+    if sep and base.strip() and declared in INPUT_TYPES:
+        return base.strip(), declared
+    return name, None
+
+
+def _misspelt_type(declared: str) -> str | None:
+    """The API type a suffix names or was probably meant to name (``imageurl``, ``image_url``,
+    ``imgUrl``, the output type ``documentUrl``), or None for one that looks like no type
+    (``02``, ``9``, ``pdf``, ``notes``)."""
+    key = "".join(c for c in declared.lower() if c.isalnum())
+    types = {t.lower(): t for t in (*INPUT_TYPES, *OUTPUT_TYPES)}
+    close = difflib.get_close_matches(key, types, n=1, cutoff=0.8) if key else []
+    return types[close[0]] if close else None
+
+
+def _annotated(where: str, pos: int, name: str) -> InputColumn:
+    base, declared = split_annotation(name)
+    if declared is not None:
+        return InputColumn(pos, base, base, declared)
+    left, sep, suffix = name.rpartition(":")
+    if sep and not left.strip() and suffix.strip() in INPUT_TYPES:
         raise ManifestError(
-            f"{where}: column '{name}' does not declare an input type (name:TYPE, TYPE one of "
-            f"{', '.join(INPUT_TYPES)}); rename it, or use --input or --pass-through for it"
+            f"{where}: column '{name}' declares an input type but no name (name:TYPE)"
         )
-    return InputColumn(pos, base.strip(), base.strip(), declared.strip())
+    meant = _misspelt_type(suffix) if sep else None
+    if meant is not None:
+        hint = f"did you mean '{meant}'? " if meant in INPUT_TYPES else ""
+        raise ManifestError(
+            f"{where}: column '{name}': '{suffix.strip()}' is not an input type ({hint}name:TYPE, "
+            f"TYPE one of {', '.join(INPUT_TYPES)}); rename it, or use --input or "
+            "--pass-through for it"
+        )
+    return InputColumn(pos, name, name.strip(), "text")
 
 
 def _mapped(where: str, pos: int, name: str, input_id: str, type_: str | None) -> InputColumn:
-    base, sep, declared = name.rpartition(":")
-    declared = declared.strip()
-    annotated = bool(sep) and declared in INPUT_TYPES
-    chosen = type_ or (declared if annotated else "text")
+    base, declared = split_annotation(name)
+    chosen = type_ or declared or "text"
     if chosen not in INPUT_TYPES:
         raise ManifestError(
             f"{where}: --input for column '{name}': type '{chosen}' is not one of "
@@ -130,7 +158,7 @@ def _mapped(where: str, pos: int, name: str, input_id: str, type_: str | None) -
         )
     if not input_id.strip():
         raise ManifestError(f"{where}: --input for column '{name}' names no input id")
-    return InputColumn(pos, base.strip() if annotated else name, input_id.strip(), chosen)
+    return InputColumn(pos, base, input_id.strip(), chosen)
 
 
 def _check_distinct(where: str, inputs: Iterable[InputColumn]) -> None:
@@ -151,7 +179,7 @@ class _Resolver:
         self.where, self.seen = where, seen
         self.bare: dict[str, list[str]] = {}
         for name in seen:
-            self.bare.setdefault(name.rpartition(":")[0] or name, []).append(name)
+            self.bare.setdefault(split_annotation(name)[0], []).append(name)
 
     def one(self, option: str, name: str) -> str:
         if name in self.seen:

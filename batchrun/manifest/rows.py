@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from ..models import INPUT_TYPES, Input
+from .cells import ErrorValue
 from .columns import NATIVE_COLUMN, Layout
 from .source import Record
 
@@ -54,10 +55,15 @@ class RowBuilder:
         if width < lay.width:
             cells = cells + [None] * (lay.width - width)
         report = self._report(cells)
+        error = None  # a spreadsheet error (#N/A...) in the id or technique cell
         id_cell = cells[lay.id_pos] if lay.id_pos is not None else None
-        if id_cell is not None:
+        if isinstance(id_cell, ErrorValue):
+            error, id_cell = self._error(lay.id_pos, id_cell), None
+        elif id_cell is not None:
             id_cell = id_cell.strip() or None
         technique = cells[lay.technique_pos] if lay.technique_pos is not None else None
+        if isinstance(technique, ErrorValue):
+            error, technique = error or self._error(lay.technique_pos, technique), None
         technique = (technique and technique.strip()) or self.default_technique
         for pos in lay.unnamed:
             if not _empty(cells[pos]):
@@ -66,6 +72,7 @@ class RowBuilder:
                     "name the column in the header"
                 )
         reason = self._ragged(cells) if width > lay.width else None
+        reason = reason or error
         if reason is None and lay.id_pos is not None and id_cell is None:
             reason = "empty id"
         if reason is None and not technique:
@@ -80,6 +87,10 @@ class RowBuilder:
             else:
                 inputs = found
         return Draft(index, line, id_cell, technique, inputs, reason, report)
+
+    def _error(self, pos: int | None, value: ErrorValue) -> str:
+        names: dict[int | None, str] = dict(zip(self.layout.report, self.layout.names, strict=True))
+        return f"column '{names.get(pos, '')}': {error_text(value)}"
 
     def _ragged(self, cells: list[str | None]) -> str | None:
         used = len(cells)
@@ -99,7 +110,10 @@ class RowBuilder:
             return native_inputs(native)
         inputs = []
         for pos, input_id, type_, name in self._inputs:
-            checked = _checked(input_id, type_, cells[pos], f"column '{name}'")
+            value = cells[pos]
+            if isinstance(value, ErrorValue):
+                return f"column '{name}': {error_text(value)}"
+            checked = _checked(input_id, type_, value, f"column '{name}'")
             if isinstance(checked, str):
                 return checked
             if checked is not None:
@@ -146,6 +160,10 @@ def _checked(input_id: str, type_: str, value: str | None, label: str) -> Input 
         if not is_http_url(value):
             return f"{label}: '{_short(value)}' is not an http(s) URL"
     return Input(input_id, type_, value)
+
+
+def error_text(value: ErrorValue) -> str:
+    return f"cell {value.cell} holds the error {value}, not a value (fix or clear the cell)"
 
 
 def is_http_url(value: str) -> bool:
