@@ -1,7 +1,8 @@
 """The report: a pure function of the journal, one row per manifest row in manifest order.
 
 Formats by suffix: ``.parquet`` (typed: UTC timestamps, float cost, outputs as a list of structs),
-``.csv`` (outputs as JSON text, ISO timestamps) and ``.jsonl``. Written to a temporary file beside
+``.csv`` (outputs as JSON text, ISO timestamps), ``.jsonl`` and ``.html`` (a gallery page to look
+at in a browser; ``html``). Written to a temporary file beside
 the target and renamed into place, so a reader never sees half a report.
 """
 
@@ -19,11 +20,13 @@ from typing import Any, Protocol
 
 from .. import __version__
 from ..journal import ReportRow
-from .columns import SUFFIXES, output_columns, records
+from .columns import SUFFIXES as TABLE_SUFFIXES
+from .columns import output_columns, records
 from .text import CsvReport, JsonlReport
 
 # Part of what makes a written report current (with the journal's revision and the file).
-FORMAT_TAG = f"batchrun {__version__}, report format 1"
+FORMAT_TAG = f"batchrun {__version__}, report format 2"  # 2: the assets column
+SUFFIXES = (*TABLE_SUFFIXES, ".html")
 
 
 class Writer(Protocol):
@@ -52,10 +55,21 @@ def preload(paths: Sequence[Path]) -> threading.Thread | None:
 
 
 def write_reports(
-    paths: Sequence[Path], rows: Iterable[ReportRow], manifest_columns: Sequence[str]
+    paths: Sequence[Path],
+    rows: Iterable[ReportRow],
+    manifest_columns: Sequence[str],
+    *,
+    batch: str | None = None,
+    wall_seconds: float | None = None,
+    made_at: float | None = None,
+    live: bool = False,
 ) -> Counter[str]:
     """Write every report in one pass over the journal, each atomically (a temporary file
-    beside it, renamed into place). Returns the count of rows per status."""
+    beside it, renamed into place). Returns the count of rows per status.
+
+    Only the HTML gallery reads the keywords, for its header: the batch's name, the wall time
+    of the run that writes it (without it, the span from the first run created to the last one
+    finished) and when it was made (default: now)."""
     names = output_columns(manifest_columns)
     temps: list[tuple[Path, Path]] = []
     outs: list[Writer] = []
@@ -74,9 +88,16 @@ def write_reports(
                 outs.append(ParquetReport(Path(tmp_name), names, len(manifest_columns)))
             elif suffix == ".csv":
                 outs.append(CsvReport(Path(tmp_name), names))
+            elif suffix == ".html":
+                from .html import HtmlReport
+
+                outs.append(
+                    HtmlReport(Path(tmp_name), manifest_columns, batch=batch,
+                               wall_seconds=wall_seconds, made_at=made_at)
+                )  # fmt: skip
             else:
                 outs.append(JsonlReport(Path(tmp_name)))
-        for rec in records(rows, manifest_columns):
+        for rec in records(rows, manifest_columns, live):
             counts[rec["status"]] += 1
             for out in outs:
                 out.add(rec)
