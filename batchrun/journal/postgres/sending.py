@@ -1,0 +1,216 @@
+"""The submitter's transitions: rows to send, the write-ahead mark, the answers.
+
+Rows change in ``row_id`` order within each transaction, so workers that record answers for the
+same rows at once wait for each other instead of deadlocking. A row that leaves 'sending' by an
+answer or a verdict also leaves its worker's lease: a status read needs no lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...models import Run, State
+from ..records import Resends, RowTask, _inputs_from, _outputs_json
+from .base import _RUN_FIELDS, Cursor, PgStore
+
+_TASK_COLS = "row_id, idx, technique_id, inputs, attempt, idem_key, body, first_sent_at"
+
+
+def _task(r: Sequence[Any]) -> RowTask:
+    body = None if r[6] is None else bytes(r[6])
+    return RowTask(r[0], r[1], r[2], _inputs_from(r[3]), r[4], r[5], body, r[7])
+
+
+class PgSending(PgStore):
+    def _tasks(self, sql: str, args: Sequence[Any]) -> list[RowTask]:
+        return [_task(r) for r in self._all(sql, args)]
+
+    def pending(self, batch: str, after_idx: int, limit: int) -> list[RowTask]:
+        """The next rows never sent, in manifest order (tier re-sends come by ``resends_due``)."""
+        return self._tasks(
+            f"SELECT {_TASK_COLS} FROM rows WHERE batch = %s AND state = %s AND idx > %s "
+            "AND resend_after IS NULL ORDER BY idx LIMIT %s",
+            (batch, State.PENDING.value, after_idx, limit),
+        )
+
+    def resends_due(self, batch: str, now: float, limit: int) -> list[RowTask]:
+        """Rows whose failed run is to be sent again by its tier, and whose wait is over."""
+        return self._tasks(
+            f"SELECT {_TASK_COLS} FROM rows WHERE batch = %s AND state = %s "
+            "AND resend_after <= %s AND idx IS NOT NULL ORDER BY resend_after, idx LIMIT %s",
+            (batch, State.PENDING.value, now, limit),
+        )
+
+    def next_resend(self, batch: str) -> float | None:
+        """When the next tier re-send is due; None when none waits."""
+        row = self._one(
+            "SELECT min(resend_after) FROM rows WHERE batch = %s AND state = %s "
+            "AND idx IS NOT NULL",
+            (batch, State.PENDING.value),
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def sending(self, batch: str) -> list[RowTask]:
+        """Rows whose create may have left without an answer being recorded."""
+        return self._tasks(
+            f"SELECT {_TASK_COLS} FROM rows WHERE batch = %s AND state = %s "
+            "AND idx IS NOT NULL ORDER BY idx",
+            (batch, State.SENDING.value),
+        )
+
+    def mark_sending(
+        self,
+        batch: str,
+        sends: Sequence[tuple[str, str, bytes]],
+        answered: Sequence[tuple[str, Run]] = (),
+        resends: Resends | None = None,
+    ) -> float:
+        """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
+        ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
+        now = self.clock()
+        with self._tx(batch, durable=True) as cur:
+            self._update_runs(cur, batch, answered, now)
+            self._schedule_resends(cur, batch, resends)
+            self._mark(cur, batch, sends, now)
+        return now
+
+    @staticmethod
+    def _mark(
+        cur: Cursor,
+        batch: str,
+        sends: Sequence[tuple[str, str, bytes]],
+        now: float,
+        worker_id: str | None = None,
+    ) -> list[str]:
+        """Rows to 'sending' with their key and body; with ``worker_id``, only the rows whose
+        lease that worker holds now. Returns the rows marked."""
+        if not sends:
+            return []
+        ordered = sorted(sends)
+        held = (
+            ""
+            if worker_id is None
+            else "AND r.lease_owner = %(worker)s AND r.lease_expires > now() "
+        )
+        cur.execute(
+            "UPDATE rows r SET state = %(state)s, idem_key = s.key, body = s.body, "
+            "resend_after = NULL, "
+            "first_sent_at = coalesce(r.first_sent_at, %(now)s), last_sent_at = %(now)s, "
+            "updated_at = %(now)s FROM unnest(%(ids)s::text[], %(keys)s::text[], "
+            "%(bodies)s::bytea[]) AS s(row_id, key, body) "
+            f"WHERE r.batch = %(batch)s AND r.row_id = s.row_id {held}RETURNING r.row_id",
+            {
+                "state": State.SENDING.value,
+                "now": now,
+                "ids": [r for r, _, _ in ordered],
+                "keys": [k for _, k, _ in ordered],
+                "bodies": [b for _, _, b in ordered],
+                "batch": batch,
+                "worker": worker_id,
+            },
+        )
+        return [r for (r,) in cur.fetchall()]
+
+    def record_runs(
+        self, batch: str, updates: Sequence[tuple[str, Run]], resends: Resends | None = None
+    ) -> None:
+        """Record what the API said about runs: a create's answer or a poll. ``resends``: failed
+        runs whose rows go back to pending under the next attempt, in the same commit (durable:
+        the attempt number is part of the next key)."""
+        if updates:
+            with self._tx(batch, durable=bool(resends and resends.at)) as cur:
+                self._update_runs(cur, batch, updates, self.clock())
+                self._schedule_resends(cur, batch, resends)
+
+    def _schedule_resends(self, cur: Cursor, batch: str, resends: Resends | None) -> None:
+        """Failed rows with tier re-sends left go back to pending under the next attempt, not
+        before their time; the failed attempt goes to history."""
+        if not resends or not resends.at:
+            return
+        ids = sorted(resends.at)
+        args = {
+            "batch": batch,
+            "ids": ids,
+            "due": [resends.at[r] for r in ids],
+            "failed": State.FAILED.value,
+            "limit": resends.limit,
+            "now": self.clock(),
+            "pending": State.PENDING.value,
+        }
+        cur.execute(
+            "INSERT INTO history SELECT batch, row_id, attempt, digest, state, idem_key, run_id, "
+            "run_status, charged_cost, error_code, error_message, outputs, created_at, "
+            "completed_at, %(now)s, 'sent again by its error tier' FROM rows "
+            "WHERE batch = %(batch)s AND row_id = ANY(%(ids)s) AND state = %(failed)s "
+            "AND retries < %(limit)s AND idem_key IS NOT NULL",
+            args,
+        )
+        run_fields = _RUN_FIELDS.replace("resend_after = NULL, ", "")
+        cur.execute(
+            "UPDATE rows r SET state = %(pending)s, attempt = r.attempt + 1, "
+            f"retries = r.retries + 1, {run_fields}, resend_after = s.due, updated_at = %(now)s "
+            "FROM unnest(%(ids)s::text[], %(due)s::double precision[]) AS s(row_id, due) "
+            "WHERE r.batch = %(batch)s AND r.row_id = s.row_id AND r.state = %(failed)s "
+            "AND r.retries < %(limit)s",
+            args,
+        )
+
+    @staticmethod
+    def _update_runs(
+        cur: Cursor, batch: str, updates: Sequence[tuple[str, Run]], now: float
+    ) -> None:
+        if not updates:
+            return
+        rows = []
+        for row_id, run in sorted(updates, key=lambda u: u[0]):
+            state = run.status if run.finished else State.SUBMITTED.value
+            # A failed run that reports no cost was not charged; only completed ones wait for it.
+            final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
+            # What an unfinished run shows as charged_cost is a quote: the final cost can differ.
+            cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
+            rows.append(
+                (state, run.run_id, run.status, cost, quote, final, run.error_code,
+                 run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
+                 run.completed_at, now, batch, row_id)
+            )  # fmt: skip
+        cur.executemany(
+            "UPDATE rows SET state = %s, run_id = %s, run_status = %s, "
+            "charged_cost = coalesce(%s::double precision, charged_cost), "
+            "quote = coalesce(%s::double precision, quote), "
+            "cost_final = greatest(cost_final, %s::integer), "
+            "error_code = %s, error_message = %s, outputs = coalesce(%s::text, outputs), "
+            "created_at = coalesce(%s::double precision, created_at), "
+            "started_at = coalesce(%s::double precision, started_at), "
+            "completed_at = coalesce(%s::double precision, completed_at), updated_at = %s, "
+            "lease_owner = NULL, lease_expires = NULL "
+            "WHERE batch = %s AND row_id = %s",
+            rows,
+        )
+
+    def set_state(
+        self,
+        batch: str,
+        row_ids: Sequence[str],
+        state: State,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        now = self.clock()
+        with self._tx(batch) as cur:
+            cur.execute(
+                "UPDATE rows SET state = %s, error_code = %s, error_message = %s, "
+                "updated_at = %s, lease_owner = NULL, lease_expires = NULL "
+                "WHERE batch = %s AND row_id = ANY(%s)",
+                (state.value, error_code, error_message, now, batch, sorted(row_ids)),
+            )
+
+    def unsend(self, batch: str, row_ids: Sequence[str]) -> None:
+        """The server refused before creating anything (402, 401): the rows were never sent."""
+        now = self.clock()
+        with self._tx(batch) as cur:
+            cur.execute(
+                f"UPDATE rows SET state = %s, {_RUN_FIELDS}, updated_at = %s "
+                "WHERE batch = %s AND row_id = ANY(%s)",
+                (State.PENDING.value, now, batch, sorted(row_ids)),
+            )
