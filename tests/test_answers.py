@@ -145,7 +145,7 @@ async def test_timestamps_in_ms_and_camel_case_ids(tmp_path: Path) -> None:
 
 
 async def test_a_refused_key_mid_batch_stops_at_once(tmp_path: Path) -> None:
-    """A server without the technique endpoint lets the run start; the first 401 ends it."""
+    """A key the technique endpoint accepts but creates refuse: the first 401 ends the batch."""
     import json as _json
 
     from batchrun.errors import ConfigError
@@ -158,6 +158,8 @@ async def test_a_refused_key_mid_batch_stops_at_once(tmp_path: Path) -> None:
             creates += 1
             body = {"error": {"code": "invalid_api_key", "message": "The API key is not valid."}}
             return httpx.Response(401, headers={"request-id": "req_1"}, content=_json.dumps(body))
+        if request.url.path.endswith("/techniques/t"):
+            return httpx.Response(200, json={"technique_id": "t"})
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
 
     manifest = write_csv(tmp_path / "b.csv", prompts(20))
@@ -187,6 +189,8 @@ async def test_a_duplicate_answer_that_names_its_run_is_adopted(tmp_path: Path) 
         if request.url.path.endswith("/runs/run_named"):
             done = {"run_id": "run_named", "status": "completed", "charged_cost": 0.5}
             return httpx.Response(200, content=_json.dumps(done))
+        if request.url.path.endswith("/techniques/t"):
+            return httpx.Response(200, json={"technique_id": "t"})
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
 
     manifest = write_csv(tmp_path / "b.csv", prompts(1))

@@ -100,10 +100,16 @@ def test_dry_run_plans_without_sending(emulator: EmulatorProcess, tmp_path: Path
         and "to send                 0" in result.stdout
     )
 
-    bad = write_csv(tmp_path / "c.csv", [{"id": "x", "prompt": "p", "colour": "red"}])
-    result = run_cli(*base(emulator, bad, tmp_path, "-t", "tech_text2img", "--dry-run"))
+    # A column the technique does not take goes to the report only, with a note; one that
+    # --input sends as an input the technique does not have stops the plan.
+    other = write_csv(tmp_path / "c.csv", [{"id": "x", "prompt": "p", "colour": "red"}])
+    result = run_cli(*base(emulator, other, tmp_path, "-t", "tech_text2img", "--dry-run"))
+    assert result.returncode == 0, result.stderr
+    assert "1 column ('colour') goes to the report only (not sent)" in result.stdout
+    result = run_cli(*base(emulator, other, tmp_path, "-t", "tech_text2img", "--dry-run",
+                           "--input", "colour=hue"))  # fmt: skip
     assert result.returncode == 2
-    assert "column 'colour' is not an input of technique 'tech_text2img'" in result.stderr
+    assert "--input colour: technique 'tech_text2img' has no input 'hue'" in result.stderr
 
 
 def test_budget_stops_and_continues(emulator: EmulatorProcess, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from ..errors import EXIT_RESUMABLE, EXIT_USAGE, BatchrunError
 from .common import scrub
 from .inspect import report_cmd, status_cmd
 from .run import plan_cmd, run_cmd
+from .worker import worker_cmd
 
 
 class _Commands(click.Group):
@@ -50,6 +51,7 @@ cli.add_command(run_cmd)
 cli.add_command(plan_cmd)
 cli.add_command(status_cmd)
 cli.add_command(report_cmd)
+cli.add_command(worker_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

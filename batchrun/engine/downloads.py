@@ -20,7 +20,7 @@ import httpx
 
 from ..api import USER_AGENT
 from ..errors import ApiError, TransportError
-from ..journal import Download, Journal
+from ..journal import Download, JournalStore
 from .context import Emit, Event
 from .retry import retrying
 
@@ -54,7 +54,7 @@ class DownloadStats:
 class Downloader:
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalStore,
         batch: str,
         dest: Path,
         emit: Emit,
@@ -75,12 +75,7 @@ class Downloader:
         for row_id, outputs in self.journal.outputs_to_download(self.batch, FILE_TYPES):
             for o in outputs:
                 rec = done.get((row_id, o.output_id))
-                if (
-                    rec
-                    and rec.url == o.url
-                    and (self.dest / rec.path).is_file()
-                    and ((self.dest / rec.path).stat().st_size == rec.bytes)
-                ):
+                if rec and rec.url == o.url and self._have(rec):
                     self.stats.skipped += 1
                     continue
                 wanted.append((row_id, o.output_id, o.type, o.url))
@@ -102,6 +97,15 @@ class Downloader:
 
             await asyncio.gather(*(one(w) for w in wanted))
         return self.stats
+
+    def _have(self, rec: Download) -> bool:
+        """The file a download recorded is in DIR, whole. The record holds the path as it was
+        written, DIR included: only its name is looked for in DIR (joining the whole path to a
+        relative DIR again named a file that was never there, so every rerun fetched anew)."""
+        try:
+            return (self.dest / Path(rec.path).name).stat().st_size == rec.bytes
+        except OSError:
+            return False
 
     async def _fetch(
         self, http: httpx.AsyncClient, row_id: str, output_id: str, kind: str, url: str

@@ -14,6 +14,7 @@ import socket
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..errors import LockedError
 
@@ -34,13 +35,11 @@ class BatchLock:
         self.path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.parent.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe(fd)
+        if not _flock(fd, fcntl.LOCK_EX, tries=_TRIES):
+            who = _describe(fd)
             os.close(fd)
             raise LockedError(
-                f"batch '{self.batch}' is already running ({holder}); wait for it to finish, "
+                f"batch '{self.batch}' is already running ({who}); wait for it to finish, "
                 f"or stop that process (lock file {self.path})"
             ) from None
         os.ftruncate(fd, 0)
@@ -66,10 +65,51 @@ class BatchLock:
         self.release()
 
 
-def _describe(fd: int) -> str:
+# A `status` that looks at the lock holds it, shared, for microseconds: a `run` starting just
+# then tries again for a moment rather than calling the batch taken.
+_TRIES = 20
+_PAUSE = 0.01
+
+
+def _flock(fd: int, mode: int, tries: int = 1) -> bool:
+    for n in range(tries):
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if n + 1 < tries:
+                time.sleep(_PAUSE)
+    return False
+
+
+def holder(state_dir: Path, batch: str) -> dict[str, Any] | None:
+    """Who runs the batch now (pid, host, since), or None when no live process holds its lock.
+    Looking changes nothing: a shared lock is taken for a moment only when no one holds it."""
+    try:
+        fd = os.open(lock_path(state_dir, batch), os.O_RDONLY)
+    except OSError:
+        return None  # never run here, or not ours to read
+    try:
+        if _flock(fd, fcntl.LOCK_SH):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        return _info(fd) or {}
+    finally:
+        os.close(fd)
+
+
+def _info(fd: int) -> dict[str, Any] | None:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (ValueError, OSError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _describe(fd: int) -> str:
+    try:
+        info = _info(fd) or {}
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
         return f"pid {info['pid']} on {info['host']} since {since}"
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ValueError, KeyError, TypeError):
         return "held by another process"

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..api import FloraClient
 from ..errors import ConfigError, TransportError
-from ..journal import Journal, SyncStats
+from ..journal import SyncStats, open_existing_journal
 from ..manifest import open_manifest
 from ..models import Job, RowProblem, Technique
-from .runner import RunOptions, check_options
-from .techniques import column_problems, fetch_techniques
+from .runner import RunOptions, check_options, located, located_journal
+from .techniques import column_problems, fetch_techniques, settle_columns
+from .uploads import WORKSPACE_ENV
 
 
 @dataclass
@@ -26,6 +28,11 @@ class Plan:
     api_note: str | None = None  # why techniques could not be checked
     column_errors: list[str] = field(default_factory=list)
     estimated_cost: float | None = None
+    notices: list[str] = field(default_factory=list)  # columns that go to the report only
+    # Local files: to upload as assets (files, bytes), and those already assets here
+    files_to_upload: int = 0
+    bytes_to_upload: int = 0
+    files_uploaded: int = 0
 
 
 def make_plan(opts: RunOptions) -> Plan:
@@ -37,16 +44,34 @@ def make_plan(opts: RunOptions) -> Plan:
             api_note = "no API key: techniques not checked, cost not estimated"
         else:
             raise
+    # As `run` would read it: a 404 technique is a ConfigError here too (exit 2).
+    settled = asyncio.run(settle_columns(opts, ask=api_note is None, strict=False))
+    opts = settled.options
     manifest = open_manifest(opts.manifest_options())
-    journal = Journal.open_existing(opts.state_dir)
+    rows = located(opts.manifest, manifest.rows())
+    opts = located_journal(opts)
+    journal = open_existing_journal(opts.journal, opts.state_dir)
+    uploaded: set[str] = set()
     if journal is None:
-        stats = _count_only(manifest.rows())
+        stats = _count_only(rows)
     else:
         with journal:
-            stats = journal.plan(opts.batch_name, manifest.rows())
+            stats = journal.plan(opts.batch_name, rows)
             if opts.retry_failed:
                 stats.to_send.update(journal.failed_by_technique(opts.batch_name))
+            workspace = opts.workspace or os.environ.get(WORKSPACE_ENV)
+            if workspace:  # without one, which assets count is unknown: every file is counted
+                uploaded = {s for s, a in journal.assets(workspace).items() if a.status == "ready"}
     plan = Plan(stats, sum(stats.to_send.values()), stats.by_state["completed"], stats.to_send)
+    files = {f.sha256: f for f in manifest.local_files.files.values()}  # each content once
+    plan.files_uploaded = len(files.keys() & uploaded)
+    plan.files_to_upload = len(files) - plan.files_uploaded
+    plan.bytes_to_upload = sum(f.size for s, f in files.items() if s not in uploaded)
+    plan.notices = settled.notices
+    if settled.unreachable:
+        api_note = (
+            f"API not reachable ({settled.unreachable}); techniques not checked, cost not estimated"
+        )
     if api_note:
         plan.api_note = api_note
         return plan
