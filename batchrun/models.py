@@ -14,14 +14,41 @@ TERMINAL_STATUSES = ("completed", "failed")
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """One technique input as the API takes it."""
+    """One technique input as the API takes it.
+
+    A local file named in the manifest has ``value`` ``sha256:<hex>`` of its content (what its
+    key and digest depend on) and ``source``, the path as the manifest gave it; the asset URL
+    takes the value's place only in the request body, at send time."""
 
     id: str
     type: str
     value: str
+    source: str | None = None  # a local file's path as the manifest gave it
 
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "type": self.type, "value": self.value}
+
+    @property
+    def file_sha256(self) -> str | None:
+        """The content digest of the local file this input names, if it names one."""
+        if self.source is not None and self.value.startswith(FILE_PREFIX):
+            return self.value[len(FILE_PREFIX) :]
+        return None
+
+
+FILE_PREFIX = "sha256:"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A local file a manifest names as an imageUrl or videoUrl input, checked and hashed."""
+
+    path: str  # resolved, absolute
+    sha256: str
+    size: int
+    mtime_ns: int
+    content_type: str
+    first_index: int = 0  # the first manifest row (0-based) that names it
 
 
 @dataclass(frozen=True, slots=True)

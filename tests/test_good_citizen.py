@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 
 import batchrun
-from batchrun.emulator import EmulatorConfig, EmulatorThread
+from batchrun.emulator import EmulatorThread
 from tests.support.cli import API_KEY, prompts, write_csv
+from tests.support.emulator import steady_config
 
 PACKAGE = Path(batchrun.__file__).parent
 WATCHED = ("httpx", "httpcore", "sniffio", "anyio", "h11")
@@ -43,7 +44,7 @@ async def _plain_httpx_request(url: str) -> int:
 
 def test_a_batch_leaves_httpx_httpcore_and_sniffio_as_it_found_them(tmp_path: Path) -> None:
     manifest = write_csv(tmp_path / "b.csv", prompts(6))
-    with EmulatorThread(EmulatorConfig(run_seconds=0.05)) as emu:
+    with EmulatorThread(steady_config(run_seconds=0.05)) as emu:
         probe = f"{emu.base_url}/techniques/tech_text2img"
         # The host has used httpx already, as a notebook with another SDK would have.
         assert asyncio.run(_plain_httpx_request(probe)) == 200
@@ -103,15 +104,17 @@ LAYERS = {
     "cli": {"cli", "engine", "api", "journal", "manifest", "report", "models", "errors", "keys",
             "emulator", "batch", "demo"},
     "batch": {"cli", "engine", "api", "journal", "report", "models", "errors"},
-    "engine": {"engine", "api", "journal", "manifest", "report", "models", "errors", "keys"},
+    "engine": {"engine", "api", "journal", "manifest", "report", "models", "errors", "keys",
+               "tiers"},
     "api": {"api", "models", "errors"},
     "journal": {"journal", "models", "errors", "keys"},
     "manifest": {"manifest", "models", "errors", "keys"},
-    "report": {"report", "journal", "models", "errors"},
+    "report": {"report", "journal", "models", "errors", "tiers"},
     "emulator": {"emulator"},
     "models": set(),
     "errors": set(),
     "keys": {"models"},
+    "tiers": set(),
     "demo": set(),
     "__main__": {"cli"},
 }  # fmt: skip

@@ -258,14 +258,14 @@ def test_empty_cells_are_omitted_from_inputs(tmp_path: Path) -> None:
     assert problems(items) == [(3, "row has no input values")]
 
 
-def test_url_inputs_must_be_http(tmp_path: Path) -> None:
+def test_url_inputs_must_be_http_or_a_local_file(tmp_path: Path) -> None:
     path = write(
         tmp_path / "m.csv", "id,reference:imageUrl\nr1,foo\nr2,ftp://x\nr3, https://ok.io/a \n"
     )
     items = read(path)
     assert problems(items) == [
-        (2, "column 'reference': 'foo' is not an http(s) URL"),
-        (3, "column 'reference': 'ftp://x' is not an http(s) URL"),
+        (2, f"column 'reference': file 'foo' not found (looked for {tmp_path / 'foo'})"),
+        (3, "column 'reference': 'ftp://x' is neither an http(s) URL nor a local file path"),
     ]
     assert isinstance(items[2], Job) and items[2].inputs[0].value == "https://ok.io/a"
 
@@ -406,7 +406,7 @@ def test_jsonl_native_rows(tmp_path: Path) -> None:
         ([{"id": "p", "type": "text", "value": "a"}] * 2, "inputs[1]: input 'p' appears twice"),
         (
             [{"id": "r", "type": "imageUrl", "value": "x"}],
-            "inputs[0] ('r'): 'x' is not an http(s) URL",
+            "inputs[0] ('r'): file 'x' not found",
         ),
         ([], "row has no input values"),
     ],

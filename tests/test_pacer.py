@@ -1,44 +1,73 @@
 """Sweep pacing: when the poller looks at the run list again."""
 
-from batchrun.engine.poller import Pacer
+from batchrun.engine.pacing import FLOOR, PER_END, POLITE, Pacer
 from batchrun.journal import InFlight
 from batchrun.models import Run
 
 
-def flight(row: str, sent_at: float, created_at: float | None) -> InFlight:
-    return InFlight(row, f"run-{row}", "tech", created_at, "pending", sent_at)
+def flight(row: str) -> InFlight:
+    return InFlight(row, f"run-{row}", "tech", None, "running", 0.0)
 
 
-def learnt(offsets: list[float]) -> Pacer:
-    pacer = Pacer(0.015, 5.0, offsets)
-    pacer.observe(Run("r0", "completed", created_at=100.0, completed_at=100.3))
+def learnt(duration: float) -> Pacer:
+    pacer = Pacer(0.005, 5.0)
+    pacer.observe(Run("r0", "completed", created_at=100.0, completed_at=100.0 + duration))
     return pacer
 
 
-def test_a_run_is_due_when_the_server_says_it_started_plus_its_duration() -> None:
-    # The server's clock runs 50 s ahead of ours; the quickest create was stamped 1 ms after
-    # its send. This run was stamped 12 ms after its send: it left late in its wave.
-    pacer = learnt([50.001, 50.004, 50.002, 50.009, 50.006])
-    wait = pacer.next(False, [flight("a", 10.0, 60.013)], now=10.0)
-    assert abs(wait - (0.3 + 0.012)) < 1e-6
+def test_before_any_run_ends_sweeps_start_soon_and_slow_down() -> None:
+    pacer = Pacer(0.005, 5.0)
+    waits = [pacer.next(False, [flight("a")], now=float(i)) for i in range(6)]
+    assert waits[0] <= 0.1 and waits == sorted(waits) and waits[-1] > waits[0]
 
 
-def test_server_times_are_not_trusted_when_they_are_coarse() -> None:
-    # Whole-second timestamps scatter the offsets: pace by our send times instead.
-    pacer = learnt([49.2, 50.1, 49.7, 49.9, 50.0])
-    assert abs(pacer.next(False, [flight("a", 10.0, 60.0)], now=10.0) - 0.3) < 1e-6
-    # Nor without enough creates to know the clocks' difference.
-    pacer = learnt([50.0])
-    assert abs(pacer.next(False, [flight("a", 10.0, 60.3)], now=10.0) - 0.3) < 1e-6
+def test_many_short_runs_share_a_sweep_between_several_ends() -> None:
+    pacer = learnt(0.35)
+    wait = pacer.next(True, [flight(str(i)) for i in range(50)], now=0.0)
+    # 50 runs of 0.35 s end at ~143 a second: a sweep every 1 / PER_END ends, no closer than
+    # the polite bound.
+    assert abs(wait - max(POLITE * 0.35, 0.35 / 50 / PER_END)) < 1e-6
+    # 30 runs of 2 s: a sweep every 1 / PER_END ends.
+    assert (
+        abs(learnt(2.0).next(True, [flight(str(i)) for i in range(30)], 0) - 2 / 30 / PER_END)
+        < 1e-6
+    )
 
 
-def test_a_due_never_moves_much_past_what_the_send_time_says() -> None:
-    pacer = learnt([50.001] * 5)
-    wait = pacer.next(False, [flight("a", 10.0, 62.0)], now=10.0)  # stamped 2 s after the send?
-    assert abs(wait - (0.3 + 0.03)) < 1e-6
+def test_few_long_runs_are_looked_at_every_few_seconds_not_more() -> None:
+    pacer = learnt(25.0)
+    wait = pacer.next(True, [flight(str(i)) for i in range(8)], now=0.0)
+    assert abs(wait - FLOOR * 25) < 1e-6  # FLORA asks clients to poll every 2-5 s
 
 
-def test_overdue_runs_are_looked_at_every_step_and_none_wait_for_the_next_due() -> None:
-    pacer = learnt([])
-    assert pacer.next(True, [flight("a", 9.0, None)], now=10.0) == 0.015
-    assert abs(pacer.next(True, [flight("b", 9.9, None)], now=10.0) - 0.2) < 1e-6
+def test_a_run_whose_progress_says_it_ends_soon_is_looked_at_just_after() -> None:
+    pacer = learnt(20.0)
+    flights = [flight(str(i)) for i in range(8)]
+    for i in range(1, 8):  # the others end much later
+        pacer.progress(Run(f"run-{i}", "running", progress=5), 0.0)
+        pacer.progress(Run(f"run-{i}", "running", progress=6), 3.0)
+    pacer.progress(Run("run-0", "running", progress=50), 0.0)
+    pacer.progress(Run("run-0", "running", progress=80), 3.0)  # 10 % a second: ends at t = 5
+    wait = pacer.next(False, flights, now=3.0)
+    base = pacer.base(8)
+    assert 5.0 - 3.0 < wait < 5.0 - 3.0 + base / 2  # soon after its end, before a base interval
+    # With no progress at all, the base interval.
+    assert learnt(20.0).next(False, flights, now=3.0) == base
+
+
+def test_runs_ending_together_are_collected_by_one_sweep() -> None:
+    pacer = learnt(2.0)
+    flights = [flight(str(i)) for i in range(30)]
+    for i in range(30):
+        # they end between t = 1.06 and t = 1.125
+        pacer.progress(Run(f"run-{i}", "running", progress=10), 0.0)
+        pacer.progress(Run(f"run-{i}", "running", progress=50), 0.5 - i * 0.001)
+    wait = pacer.next(False, flights, now=0.5)
+    assert 0.56 <= wait <= 0.7  # one sweep once they have ended (1.06-1.125), none before
+
+
+def test_progress_that_does_not_rise_predicts_nothing() -> None:
+    pacer = learnt(2.0)
+    pacer.progress(Run("run-a", "running", progress=40), 0.0)
+    pacer.progress(Run("run-a", "running", progress=40), 0.5)
+    assert pacer.next(False, [flight("a")], now=0.5) == pacer.base(1)

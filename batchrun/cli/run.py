@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +14,31 @@ import click
 from ..engine.context import Stop
 from ..engine.runner import Outcome, RunOptions, run_batch_async
 from ..errors import ConfigError
-from .common import api_options, batch_option, remember_secret, scrub, state_dir_option
+from .common import (
+    InputMap,
+    api_options,
+    batch_option,
+    journal_option,
+    lease_seconds_option,
+    parse_inputs,
+    remember_secret,
+    scrub,
+    state_dir_option,
+)
 from .progress import BarProgress, LogProgress, Silent
 from .signals import stopping_on_signals
-from .summary import plan_text, summary_text
+from .summary import plan_text, summary_record, summary_text
 
 STATUS_ORDER = ("completed", "failed", "rejected", "in_doubt", "unsubmitted", "pending", "running")
 
 
 def _parse_input(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, tuple[str, str | None]]:
-    mapping: dict[str, tuple[str, str | None]] = {}
-    for raw in values:
-        column, sep, target = raw.partition("=")
-        if not sep or not column or not target:
-            raise click.BadParameter(f"'{raw}': expected COLUMN=INPUT_ID[:TYPE]")
-        input_id, _, type_ = target.partition(":")
-        if type_ and type_ not in ("text", "imageUrl", "videoUrl"):
-            raise click.BadParameter(f"'{raw}': type must be text, imageUrl or videoUrl")
-        mapping[column] = (input_id, type_ or None)
-    return mapping
+) -> tuple[InputMap, bool]:
+    try:
+        return parse_inputs(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def manifest_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,13 +47,16 @@ def manifest_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--technique", "-t", metavar="ID",
                      help="Technique id or slug for rows without a technique_id column."),
         state_dir_option,
+        journal_option,
         batch_option,
         click.option("--id-column", default="id", show_default=True, metavar="COLUMN",
                      help="Column holding each row's unique id."),
         click.option("--sheet", metavar="NAME", help="XLSX sheet to read (default: the first)."),
-        click.option("--input", "input_map", multiple=True, metavar="COLUMN=INPUT_ID[:TYPE]",
+        click.option("--input", "input_map", multiple=True, metavar="COLUMN[=INPUT_ID[:TYPE]]",
                      callback=_parse_input,
-                     help="Send COLUMN as input INPUT_ID (repeatable)."),
+                     help="Send COLUMN as input INPUT_ID (repeatable). A bare COLUMN names an "
+                          "input sent under its own name, and makes the named columns the only "
+                          "inputs: every other column goes to the report only."),
         click.option("--pass-through", multiple=True, metavar="COLUMN",
                      help="Column copied to the report, not sent as an input (repeatable)."),
         click.option("--ignore", multiple=True, metavar="COLUMN",
@@ -58,6 +66,17 @@ def manifest_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "stopping before anything is sent."),
         click.option("--retry-failed", is_flag=True,
                      help="Send failed rows again, each under a new key (next attempt)."),
+        click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     metavar="N",
+                     help="Times a row whose run failed with a transient error tier is sent "
+                          "again, each under the next attempt's key (0: never)."),
+        click.option("--retry-backoff", type=click.FloatRange(min=0), default=30.0,
+                     show_default=True, metavar="SECONDS",
+                     help="First wait before re-sending a run that failed because the provider "
+                          "was under load (retry_later tier); doubles each time."),
+        click.option("--workspace", envvar="FLORA_WORKSPACE_ID", show_envvar=True, metavar="ID",
+                     help="FLORA workspace the manifest's local files are uploaded to as assets "
+                          "(default: the only workspace the API key sees)."),
         api_options,
     ]  # fmt: skip
     for option in reversed(opts):
@@ -78,16 +97,22 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         base_url=kw["base_url"],
         api_key=kw["api_key"],
         retry_failed=kw["retry_failed"],
+        retries=kw["retries"],
+        retry_backoff=kw["retry_backoff"],
         max_cost=kw.get("max_cost"),
         resend_in_doubt=kw.get("resend_in_doubt", False),
         skip_invalid=kw["skip_invalid"],
         callback_url=kw.get("callback_url"),
         download=kw.get("download"),
+        workspace=kw.get("workspace"),
         id_column=kw["id_column"],
         sheet=kw["sheet"],
-        input_map=kw["input_map"],
+        input_map=kw["input_map"][0],
+        named_inputs=kw["input_map"][1],
         pass_through=frozenset(kw["pass_through"]),
         ignore=frozenset(kw["ignore"]),
+        journal=kw.get("journal"),
+        lease_seconds=kw.get("lease_seconds") or 120.0,
     )
 
 
@@ -99,8 +124,8 @@ def _options(kw: dict[str, Any]) -> RunOptions:
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Write the report here; format from the suffix: .parquet, "
-    ".csv or .jsonl (repeatable). Default: STATE_DIR/reports/BATCH.parquet and .csv.",
+    help="Write the report here; format from the suffix: .parquet, .csv, .jsonl or .html "
+    "(a gallery; repeatable). Default: STATE_DIR/reports/BATCH.parquet and .csv.",
 )
 @click.option(
     "--concurrency",
@@ -153,6 +178,7 @@ def _options(kw: dict[str, Any]) -> RunOptions:
     help="How often log lines report progress.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final summary line.")
+@lease_seconds_option
 def run_cmd(**kw: Any) -> int:
     """Run every row of MANIFEST as a technique run and write the report.
 
@@ -162,24 +188,33 @@ def run_cmd(**kw: Any) -> int:
     opts = _options(kw)
     if kw["dry_run"]:
         return _plan(opts)
+    return run_shown(opts, kw, run_batch_async).exit_code
+
+
+Runner = Callable[[RunOptions, Any, Stop], Awaitable[Outcome]]
+
+
+def run_shown(opts: RunOptions, kw: dict[str, Any], runner: Runner) -> Outcome:
+    """Run a batch the way the command shows it: bars on a terminal, log lines elsewhere,
+    Ctrl-C and SIGTERM stopping it cleanly, and the summary at the end."""
     if kw["quiet"]:
         progress: Any = Silent()
     elif kw["log_format"] or not sys.stderr.isatty():
         progress = LogProgress(opts.batch_name, kw["log_format"] or "text", kw["log_every"])
     else:
         progress = BarProgress(opts.batch_name)
+
+    async def shown() -> Outcome:
+        stop = Stop()
+        with stopping_on_signals(stop, progress):
+            return await runner(opts, progress, stop)
+
     try:
-        outcome = asyncio.run(_run(opts, progress))
+        outcome = asyncio.run(shown())
     finally:
         progress.close()
-    _print_summary(outcome, quiet=kw["quiet"])
-    return outcome.exit_code
-
-
-async def _run(opts: RunOptions, progress: Any) -> Outcome:
-    stop = Stop()
-    with stopping_on_signals(stop, progress):
-        return await run_batch_async(opts, progress, stop)
+    _print_summary(outcome, quiet=kw["quiet"], as_json=kw["log_format"] == "json")
+    return outcome
 
 
 @click.command("plan")
@@ -201,5 +236,9 @@ def _plan(opts: RunOptions) -> int:
     return 0
 
 
-def _print_summary(outcome: Outcome, quiet: bool) -> None:
-    click.echo(scrub(summary_text(outcome, brief=quiet)))
+def _print_summary(outcome: Outcome, quiet: bool, as_json: bool = False) -> None:
+    if as_json:  # one JSON line, like the log lines before it
+        text = json.dumps(summary_record(outcome), ensure_ascii=False, default=str)
+    else:
+        text = summary_text(outcome, brief=quiet)
+    click.echo(scrub(text))

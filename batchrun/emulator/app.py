@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Receive, Scope, Send
 
 from .asgi import CUT, Cut, Reply, Request, cut_connection, error_reply, json_reply, send_reply
+from .assets import UPLOAD_PREFIX, Assets
 from .catalogue import MEDIA_TYPES, find
 from .config import EmulatorConfig
 from .control import Control
@@ -51,7 +52,8 @@ class EmulatorApp:
         self.store = Store(self.config, clock)
         self.stats = Stats()
         self.views = Views(self.config)
-        self.control = Control(self.config, self.store, self.stats)
+        self.assets = Assets(self.config, self.store.now, self._bases)
+        self.control = Control(self.config, self.store, self.stats, self.assets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +68,10 @@ class EmulatorApp:
             if path.startswith("/media/"):
                 answer = self._media(request)
                 self.stats.status(answer.status)
+            elif path.startswith(UPLOAD_PREFIX):
+                self.stats.by_endpoint["upload"] += 1
+                answer = await self.assets.upload(request)
+                self.stats.status(answer.status if isinstance(answer, Reply) else "cut")
             elif path.startswith("/_emulator/"):
                 answer = await self.control.handle(request)
             else:
@@ -91,13 +97,26 @@ class EmulatorApp:
                 return "list", self._list if get else None, []
             case ["techniques", technique]:
                 return "technique", self._technique if get else None, [technique]
+            case ["workspaces"]:
+                return "workspaces", self.assets.workspaces if get else None, []
+            case ["assets"]:
+                post = request.method == "POST"
+                handler = self.assets.create if post else self.assets.listing if get else None
+                return ("asset_create" if post else "asset_list"), handler, []
+            case ["assets", asset_id]:
+                return "asset_get", self.assets.get if get else None, [asset_id]
+            case ["assets", asset_id, "complete" | "retry" as action]:
+                handler = self.assets.complete if action == "complete" else self.assets.retry
+                post = request.method == "POST"
+                return f"asset_{action}", handler if post else None, [asset_id]
         return "other", self._unknown, []
 
     async def _api(self, request: Request) -> Answer:
         endpoint, handler, params = self._route(request)
         self.stats.api(endpoint)
         faults, dice = self.config.faults, self.store.dice
-        hit = faults.applies_to(endpoint)
+        hit = faults.applies_to("assets" if endpoint.startswith(("asset", "workspaces"))
+                                else endpoint)  # fmt: skip
         if hit and faults.latency[1] > 0:
             await asyncio.sleep(dice.uniform("latency", *faults.latency))
         if hit and dice.roll("drop", faults.drop):
@@ -171,6 +190,7 @@ class EmulatorApp:
         elif header_key and isinstance(body_key, str) and body_key and body_key != header_key:
             message = "differs from the Idempotency-Key header"
             problems.append({"field": "idempotency_key", "message": message})
+        problems += self.assets.not_ready(inputs)  # a run may name only ready assets
         if problems:
             return error_reply(400, "input_validation_error", "The request is invalid.", problems)
         assert isinstance(body, dict)
@@ -230,6 +250,9 @@ class EmulatorApp:
     def _media(self, request: Request) -> Reply:
         self.stats.media(request.headers.get("authorization"))
         missing = error_reply(404, "not_found", "No such file.")
+        asset = self.assets.media(request.path) if request.method == "GET" else None
+        if asset is not None:
+            return asset
         parts = request.path.split("/")
         if request.method != "GET" or len(parts) != 4:
             return missing

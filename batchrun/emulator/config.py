@@ -23,7 +23,7 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "id_field": ("run_id", "runId"),
     "absent_fields": ("omit", "null"),
 }
-_SECONDS = ("run_seconds", "late_cost_seconds", "idempotency_window")
+_SECONDS = ("run_seconds", "late_cost_seconds", "idempotency_window", "upload_expiry")
 # name -> (low, high): the numbers that must lie in a range.
 _RANGES: dict[str, tuple[float, float]] = {
     "run_spread": (0.0, 3.0),
@@ -58,6 +58,10 @@ class EmulatorConfig:
     open_catalogue: bool = False  # unknown technique ids act as a generic technique
     media_base: str | None = None  # None: the other loopback name, i.e. another origin
     base_path: str = "/api/v1"
+    # Assets: the workspaces the key sees, the largest signed upload, how long its URL lives
+    workspaces: list[str] = field(default_factory=lambda: ["ws_emulator"])
+    max_asset_bytes: int = 500_000_000
+    upload_expiry: float = 3600.0
     faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,15 @@ class EmulatorConfig:
             raise ValueError("base_path must start with '/' and not end with one")
         if self.media_base is not None:
             self.media_base = self.media_base.rstrip("/")
+        spaces = self.workspaces
+        if not isinstance(spaces, list | tuple) or not all(
+            isinstance(w, str) and w.strip() for w in spaces
+        ):
+            raise ValueError("workspaces must be a list of non-empty ids")
+        self.workspaces = list(spaces)
+        size = self.max_asset_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError("max_asset_bytes must be a positive integer")
 
     def pending_mean(self) -> float:
         if self.pending_seconds is not None:

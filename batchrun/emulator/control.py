@@ -14,20 +14,27 @@ import json
 from typing import Any
 
 from .asgi import Reply, Request, error_reply, json_reply
+from .assets import Assets
 from .config import EmulatorConfig
 from .state import Store
 from .stats import Stats
 
 
 class Control:
-    def __init__(self, config: EmulatorConfig, store: Store, stats: Stats) -> None:
+    def __init__(
+        self, config: EmulatorConfig, store: Store, stats: Stats, assets: Assets | None = None
+    ) -> None:
         self.config, self.store, self.stats = config, store, stats
+        self.assets = assets
 
     async def handle(self, request: Request) -> Reply:
         name = request.path.removeprefix("/_emulator/").strip("/")
         method = request.method
         if name == "ledger" and method == "GET":
-            return json_reply(200, self.store.ledger())
+            ledger = self.store.ledger()
+            if self.assets is not None:
+                ledger.update(self.assets.ledger())
+            return json_reply(200, ledger)
         if name == "stats" and method == "GET":
             return json_reply(200, self.stats.as_dict())
         if name == "faults" and method in ("GET", "POST"):
@@ -39,6 +46,8 @@ class Control:
         if name == "reset" and method == "POST":
             self.store.reset()
             self.stats.reset()
+            if self.assets is not None:
+                self.assets.reset()
             return json_reply(200, {"reset": True})
         return error_reply(404, "not_found", f"No control endpoint {method} {request.path}.")
 

@@ -19,7 +19,7 @@ from .failures import DEFAULT_FAIL_MIX, DEFAULT_FAIL_RATE, parse_mix
 T = TypeVar("T")
 
 # The API endpoints a request fault can be restricted to.
-ENDPOINTS = ("create", "get", "list", "technique")
+ENDPOINTS = ("create", "get", "list", "technique", "assets")
 
 _PROBABILITIES = (
     "rate_429",

@@ -1,61 +1,102 @@
-"""``--max-cost``: no run is sent when what is charged plus what runs in flight may still cost
-would pass the budget. Costs a run may still bring are estimated from the technique's
-``run_cost``, else from the dearest run seen so far; with no estimate at all, one run at a time."""
+"""``--max-cost``: an exact account, so the batch never passes its budget.
+
+Every run holds a reserve from before its create leaves until its final cost is known: the
+larger of its quote (the ``charged_cost`` a create or an unfinished run shows) and the estimate
+(the technique's ``run_cost``, else the dearest run seen), scaled by the largest final-to-quote
+ratio seen so far. A run is sent only when what is charged, plus every reserve, plus its own
+reserve stays within the budget. Events move the account at once (no cached view of the
+journal), so no order of sends, answers, completions, late costs and re-sends can overrun it,
+as long as no final cost exceeds what its run reserved. With no estimate at all, one run at a
+time until a cost is seen.
+"""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
-
-from ..journal import Journal
+from collections.abc import Iterable, Mapping
 
 
 class Budget:
     def __init__(
         self,
         max_cost: float,
-        journal: Journal,
-        batch: str,
         estimate: float | None,
-        in_flight: Callable[[], int],
-        clock: Callable[[], float] = time.monotonic,
+        charged: float = 0.0,
+        open_quotes: Mapping[str, float | None] | None = None,
     ) -> None:
+        """``charged``: final costs recorded so far; ``open_quotes``: rows whose run may still
+        charge (sent, running, in doubt, or finished with the cost not reported), with the quote
+        each showed (None: none seen)."""
         self.max_cost = max_cost
-        self.journal = journal
-        self.batch = batch
         self.estimate = estimate
-        self.in_flight = in_flight
-        self._clock = clock
-        self._cached: tuple[float, float, int, float | None] | None = None
+        self.charged = charged
+        self._dearest: float | None = None  # the largest quote or final cost seen
+        self._drift = 1.0  # the largest final / quote ratio seen
+        self._quotes: dict[str, float] = {}
+        self._reserves: dict[str, float] = {}
+        for row_id, quote in (open_quotes or {}).items():
+            if quote is not None:
+                self._see(quote)
+                self._quotes[row_id] = quote
+            self._reserves[row_id] = 0.0
+        for row_id in self._reserves:
+            self._reserves[row_id] = self._reserve_for(self._quotes.get(row_id))
 
-    def _journal_view(self) -> tuple[float, int, float | None]:
-        # The sums scan the batch: read them at most a few times a second.
-        now = self._clock()
-        if self._cached is None or now - self._cached[0] > 0.2:
-            s = self.journal.stats(self.batch)
-            seen = self.journal.max_cost(self.batch)
-            self._cached = (now, s["charged_cost"], s["costs_unknown"], seen)
-        return self._cached[1:]
+    def _see(self, cost: float) -> None:
+        if cost > 0 and (self._dearest is None or cost > self._dearest):
+            self._dearest = cost
+
+    def per_run(self) -> float | None:
+        """What one more run may cost, as far as anything tells."""
+        known = [c for c in (self.estimate, self._dearest) if c is not None]
+        return max(known) * self._drift if known else None
+
+    def _reserve_for(self, quote: float | None) -> float:
+        per_run = self.per_run() or 0.0
+        return max(per_run, (quote or 0.0) * self._drift)
 
     def committed(self) -> float:
-        """Charged so far plus the estimate for runs whose cost is not known yet."""
-        charged, unknown, _ = self._journal_view()
-        per_run = self._per_run() or 0.0
-        return charged + (self.in_flight() + unknown) * per_run
-
-    def _per_run(self) -> float | None:
-        seen = self._journal_view()[2]
-        if self.estimate is None:
-            return seen
-        return max(self.estimate, seen or 0.0)
+        """Charged so far plus every open reserve."""
+        return self.charged + sum(self._reserves.values())
 
     def allowance(self) -> int:
         """How many more runs may be sent now."""
-        per_run = self._per_run()
         left = self.max_cost - self.committed()
+        per_run = self.per_run()
         if per_run is None:  # nothing to go on yet: one run at a time until a cost is seen
-            return 1 if self.in_flight() == 0 and left > 0 else 0
+            return 1 if not self._reserves and left > 0 else 0
         if per_run <= 0:
             return 1 << 30 if left >= 0 else 0
         return max(0, math.floor(left / per_run + 1e-9))
+
+    # -- events ------------------------------------------------------------------------------
+
+    def sending(self, row_ids: Iterable[str]) -> None:
+        """Creates about to leave (first sends, resends of the same key, tier re-sends)."""
+        for row_id in row_ids:
+            self._reserves[row_id] = max(
+                self._reserves.get(row_id, 0.0), self._reserve_for(self._quotes.get(row_id))
+            )
+
+    def quoted(self, row_id: str, quote: float | None) -> None:
+        """A create's answer or an unfinished run showed this cost: a quote, not the charge."""
+        if quote is None:
+            return
+        self._see(quote)
+        self._quotes[row_id] = quote
+        if row_id in self._reserves:
+            self._reserves[row_id] = max(self._reserves[row_id], quote * self._drift)
+
+    def settled(self, row_id: str, cost: float) -> None:
+        """The run's final cost is known."""
+        quote = self._quotes.pop(row_id, None)
+        if quote and cost > quote:
+            self._drift = max(self._drift, cost / quote)
+        self._see(cost)
+        self._reserves.pop(row_id, None)
+        self.charged += cost
+
+    def released(self, row_id: str) -> None:
+        """Nothing was created for this row (refused before any run existed)."""
+        self._reserves.pop(row_id, None)
+        self._quotes.pop(row_id, None)

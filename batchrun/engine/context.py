@@ -7,13 +7,19 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api import FloraClient
 from ..errors import BatchrunError
-from ..journal import Journal
+from ..journal import JournalStore, Resends
 from ..models import Run
+from .budget import Budget
 from .limits import InFlightMeter, RateMeter
+from .resend import ResendPolicy
+
+if TYPE_CHECKING:
+    from .leases import LocalClaims
+    from .uploads import Uploads
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ class Tuning:
 @dataclass
 class Batch:
     name: str
-    journal: Journal
+    journal: JournalStore
     client: FloraClient
     meter: InFlightMeter
     rate: RateMeter
@@ -93,10 +99,44 @@ class Batch:
     # those rows "sending", and a rerun resends the same keys, which the server replays.
     answered: list[tuple[str, Run]] = field(default_factory=list)
 
-    def take_answered(self) -> list[tuple[str, Run]]:
+    # --max-cost's account (None: no budget) and the tier re-send policy (None: --retries 0)
+    budget: Budget | None = None
+    resend: ResendPolicy | None = None
+    # Local files uploaded as assets, awaited before their rows are sent (None: no files)
+    assets: Uploads | None = None
+    # Set when something the submitter may be waiting for changed: a slot freed, a re-send due.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: bool = False  # the submitter has nothing left to send for now
+    resends_scheduled: bool = False  # rows went back to pending by their tier since the last look
+    # Which rows this process may send and how many at once (None: all of them, its meters):
+    # with a journal shared by several workers, rows are leased and limits batch-wide.
+    claims: LocalClaims | None = None
+
+    def take_answered(self) -> tuple[list[tuple[str, Run]], Resends | None]:
+        """Answers not yet in the journal, and the re-sends their failed runs call for."""
         taken, self.answered = self.answered, []
-        return taken
+        return taken, self.resends_for([(row_id, run, 0) for row_id, run in taken])
 
     def record_answered(self) -> None:
         if self.answered:
-            self.journal.record_runs(self.name, self.take_answered())
+            self.journal.record_runs(self.name, *self.take_answered())
+
+    def resends_for(self, runs: list[tuple[str, Run, int]]) -> Resends | None:
+        if self.resend is None or not runs:
+            return None
+        resends = self.resend.resends(runs, self.wall())
+        if resends is not None:
+            self.resends_scheduled = True
+            self.changed.set()
+        return resends
+
+    def settle(self, row_id: str, run: Run) -> None:
+        """Tell the budget what a run showed: a quote while it runs, a charge once final."""
+        if self.budget is None:
+            return
+        if run.status == "failed":
+            self.budget.settled(row_id, run.charged_cost or 0.0)
+        elif run.finished and run.charged_cost is not None:
+            self.budget.settled(row_id, run.charged_cost)
+        else:
+            self.budget.quoted(row_id, run.charged_cost)

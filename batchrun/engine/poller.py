@@ -1,8 +1,8 @@
 """The poller: moves in-flight runs to their final state and reads late costs.
 
 One list request (``GET /technique-runs``, newest first, 100 a page) reports on many runs at once;
-runs the list did not cover are read one by one. Sweeps are paced by when runs are expected to
-finish, learnt from the runs that did, so short runs are noticed quickly and long ones cost little.
+runs the list did not cover are read one by one. Sweeps are paced by how fast runs are finishing
+(``pacing``). A failed run whose error tier calls for it sends its row again (``resend``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..errors import ApiError, TransportError
 from ..journal import InFlight
 from ..models import Run
 from .context import Batch, Event
+from .pacing import Pacer
 from .retry import call, is_retryable
 
 _PAGE = 100
@@ -24,55 +25,11 @@ _IDLE = 0.05
 T = TypeVar("T")
 
 
-class Pacer:
-    """How long to wait before the next sweep."""
-
-    def __init__(self, lo: float, hi: float, offsets: Sequence[float] = ()) -> None:
-        self.lo, self.hi = lo, hi
-        self.duration: float | None = None  # typical run duration, learnt
-        self._idle = 0
-        self._offsets = offsets  # server created_at minus our send time, recent creates
-
-    def _due(self, f: InFlight, duration: float, skew: float | None) -> float | None:
-        """When a run should end, on our clock. From the server's created_at where its clock
-        is known to within a few ms of ours (the creates of a wave leave one after another, so
-        the send time runs early); never before the send time says, nor much after."""
-        if f.sent_at is None:
-            return None
-        early = f.sent_at + duration
-        if skew is None or f.created_at is None:
-            return early
-        return min(max(f.created_at - skew + duration, early), early + duration / 10)
-
-    def observe(self, run: Run) -> None:
-        if run.completed_at and run.created_at and run.completed_at >= run.created_at:
-            d = run.completed_at - run.created_at
-            self.duration = d if self.duration is None else 0.8 * self.duration + 0.2 * d
-
-    def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
-        self._idle = 0 if found else self._idle + 1
-        if self.duration is None:
-            # Until a run has been seen to end: soon at first (runs may be quick), then less often.
-            return min(self.hi, 0.05 * 1.5 ** min(self._idle, 12))
-        step = min(self.hi, max(self.lo, self.duration / 20))
-        skew = None
-        if len(self._offsets) >= 5 and max(self._offsets) - min(self._offsets) < 0.1:
-            skew = min(self._offsets)  # the create that waited least: our clocks' difference
-        due = [d for f in flights if (d := self._due(f, self.duration, skew)) is not None]
-        wait = (min(due) - now) if due else step
-        # Not before a run is due, but once some are overdue, every `step`.
-        return min(self.hi, max(step if wait <= 0 else wait, self.lo))
-
-    def backoff(self) -> float:
-        self._idle += 3
-        return min(self.hi, 1.0 * 1.5 ** min(self._idle, 12))
-
-
 class Poller:
     def __init__(self, batch: Batch, finished_sending: Callable[[], bool]) -> None:
         self.b = batch
         self.finished_sending = finished_sending
-        self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max, batch.clock_offsets)
+        self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max)
         self._list_works: dict[str, bool] = {}
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
         self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
@@ -92,6 +49,7 @@ class Poller:
                 # Paced by the runs still out: those just found finished are due no more.
                 left = [f for f in flights if f.row_id not in done]
                 # No run in flight: look again soon for what the submitter sends or a cost due.
+                self.pacer.draining = b.drained
                 delay = self.pacer.next(bool(done), left, b.wall()) if flights else _IDLE
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
@@ -124,7 +82,10 @@ class Poller:
         for technique, wanted in by_technique.items():
             if self._list_works.get(technique, True):
                 seen.update(await self._list_cover(technique, wanted))
-        unseen = [f for f in flights if f.run_id not in seen]
+        # Runs older than the pages read are read one by one, when their progress says they
+        # may have ended or they have not been looked at for a while.
+        now = self.b.wall()
+        unseen = [f for f in flights if f.run_id not in seen and self.pacer.worth_a_look(f, now)]
         for run in await asyncio.gather(*(self._get(f) for f in unseen)):
             if run is not None:
                 seen[run.run_id] = run
@@ -135,12 +96,12 @@ class Poller:
         oldest = min((f.created_at for f in wanted.values() if f.created_at), default=None)
         found: dict[str, Run] = {}
         cursor = None
-        cap = 2 + 2 * (len(wanted) // _PAGE + 1)
+        # Enough pages for every run in flight: the oldest ones may lie beyond them (runs
+        # created after them have come and gone), and are cheaper to read one by one.
+        cap = -(-len(wanted) // _PAGE)
         for _ in range(cap):
             try:
-                # Our runs are the newest: a page a little larger than what we wait for covers
-                # them, and costs the server less to build than a full one.
-                limit = min(_PAGE, len(wanted) + 10) if cursor is None else _PAGE
+                limit = _PAGE
                 page = await self._call(
                     self.b.client.list_runs, technique, cursor, limit, None, wanted
                 )
@@ -179,20 +140,32 @@ class Poller:
 
     def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> set[str]:
         b = self.b
-        updates, finished = [], []
+        updates, finished, failed = [], [], []
         for f in flights:
             run = seen.get(f.run_id)
-            if run is None or (run.status == f.run_status and not run.finished):
+            if run is None:
+                continue
+            self.pacer.progress(run, b.wall())
+            if run.status == f.run_status and not run.finished:
                 continue
             updates.append((f.row_id, run))
             if run.finished:
                 finished.append((f.row_id, run))
-        b.journal.record_runs(b.name, updates)
+                if run.status == "failed":
+                    failed.append((f.row_id, run, f.retries))
+        resends = b.resends_for(failed)
+        b.journal.record_runs(b.name, updates, resends)
         for row_id, run in finished:
             self.pacer.observe(run)
+            b.settle(row_id, run)
             b.meter.release()
             b.emit(Event("finished", {"row_id": row_id, "status": run.status,
                                       "cost": run.charged_cost}))  # fmt: skip
+            if resends is not None and row_id in resends.at:
+                b.emit(Event("retrying", {"row_id": row_id, "code": run.error_code,
+                                          "seconds": resends.at[row_id] - b.wall()}))  # fmt: skip
+        if finished:
+            b.changed.set()
         return {row_id for row_id, _ in finished}
 
     # -- late costs --------------------------------------------------------------------------
@@ -220,5 +193,6 @@ class Poller:
             self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.1), first)
             if run is not None and run.charged_cost is not None:
                 updates.append((f.row_id, run))
+                b.settle(f.row_id, run)
                 b.emit(Event("cost", {"row_id": f.row_id, "cost": run.charged_cost}))
         b.journal.record_runs(b.name, updates)

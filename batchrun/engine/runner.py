@@ -7,10 +7,12 @@ through events, and what it ends with is returned as an ``Outcome``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,19 +27,22 @@ from ..errors import (
     ManifestError,
     TransportError,
 )
-from ..journal import Journal, SyncStats
+from ..journal import JournalStore, SyncStats, is_journal_url, journal_location, open_journal
 from ..keys import canonical_json
 from ..manifest import ManifestOptions, open_manifest
-from ..models import State, Technique
+from ..models import Job, RowProblem, State, Technique
 from ..report import FORMAT_TAG, check_report_path, preload, write_reports
 from .budget import Budget
 from .context import Batch, Emit, Event, Stop, Tuning
+from .leases import DEFAULT_LEASE_SECONDS, claims_for
 from .limits import InFlightMeter, RateMeter
 from .lock import BatchLock
 from .poller import Poller
-from .recovery import Recovery
+from .recovery import Recovery, elsewhere_advice, elsewhere_rows
+from .resend import ResendPolicy
 from .submitter import Submitter
-from .techniques import fetch_techniques
+from .techniques import fetch_techniques, settle_columns
+from .uploads import files_current, open_uploads
 
 if TYPE_CHECKING:
     import httpx
@@ -60,18 +65,31 @@ class RunOptions:
     api_key: str | None = None
     max_cost: float | None = None
     retry_failed: bool = False
+    retries: int = 2  # tier re-sends of a row whose run failed (0: none)
+    retry_backoff: float = 30.0  # first wait before re-sending a retry_later failure
     resend_in_doubt: bool = False
     skip_invalid: bool = False
     callback_url: str | None = None
     download: Path | None = None
     download_concurrency: int = 4
+    workspace: str | None = None  # for local files' assets (default: $FLORA_WORKSPACE_ID, or
+    upload_concurrency: int = 4  # the only workspace the key sees); uploads at once
     id_column: str = "id"
     sheet: str | None = None
     input_map: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    named_inputs: bool = False  # a bare --input COLUMN: input_map names the only inputs
     pass_through: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()
+    # Set by the engine (settle_columns), not by callers: columns that go to the report only
+    # because --input named the inputs or the technique does not take them.
+    auto_pass_through: frozenset[str] = frozenset()
     tuning: Tuning = field(default_factory=Tuning)
     transport: httpx.AsyncBaseTransport | None = None  # tests run the real client in-process
+    # A postgresql:// URL: the journal several workers share (None: SQLite in state_dir; a
+    # path: the SQLite journal's directory, used as the state directory). See journal_location.
+    journal: str | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS  # a shared journal's leases on rows it claims
+    join: bool = False  # `batchrun worker`: the batch is in the journal; no manifest is read
 
     @property
     def batch_name(self) -> str:
@@ -84,7 +102,7 @@ class RunOptions:
             id_column=self.id_column,
             sheet=self.sheet,
             input_map=dict(self.input_map),
-            pass_through=self.pass_through,
+            pass_through=self.pass_through | self.auto_pass_through,
             ignore=self.ignore,
         )
 
@@ -109,12 +127,18 @@ class Outcome:
     recovered: int = 0
     stop_reason: str | None = None
     in_doubt: list[tuple[str, str]] = field(default_factory=list)  # (row id, why), a few
+    sent_elsewhere: int = 0  # in-doubt rows whose keys another journal used (see recovery)
+    rejected: list[str] = field(default_factory=list)  # a few "FILE:LINE: reason"
+    retried: int = 0  # rows sent again by their error tier
+    retried_completed: int = 0  # of those, rows that completed
     downloads: DownloadStats | None = None
 
 
 def check_options(opts: RunOptions) -> None:
     if opts.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {opts.concurrency}")
+    if opts.retries < 0:
+        raise ConfigError(f"--retries must not be negative, got {opts.retries}")
     if opts.max_cost is not None and opts.max_cost < 0:
         raise ConfigError(f"--max-cost must not be negative, got {opts.max_cost}")
     if opts.rate is not None and opts.rate <= 0:
@@ -135,21 +159,31 @@ def check_options(opts: RunOptions) -> None:
         raise ConfigError("no API key: set FLORA_API_KEY or pass --api-key")
 
 
+def located(path: Path, items: Iterable[Job | RowProblem]) -> Iterator[Job | RowProblem]:
+    """Problems say where they are (``FILE:LINE: reason``), in messages and in the report's
+    error_message of a rejected row alike."""
+    for item in items:
+        if isinstance(item, RowProblem):
+            item = dataclasses.replace(item, reason=f"{path}:{item.line}: {item.reason}")
+        yield item
+
+
 def problem_lines(path: Path, stats: SyncStats, limit: int = 20) -> list[str]:
-    lines = [f"{path}:{p.line}: {p.reason}" for p in stats.problems[:limit]]
+    lines = [p.reason for p in stats.problems[:limit]]
     if stats.problem_count > limit:
         lines.append(f"... and {stats.problem_count - limit} more invalid rows")
     return lines
 
 
-def load_manifest(opts: RunOptions, journal: Journal) -> SyncStats:
+def load_manifest(
+    opts: RunOptions, journal: JournalStore, fingerprint: str | None = None
+) -> SyncStats:
     """Read the manifest into the journal, or raise ManifestError and change nothing.
 
     The same bytes read with the same options give the same rows: a manifest loaded before is
     not read again, which is most of the time a finished batch's rerun would take."""
-    fingerprint = manifest_fingerprint(opts)
-    info = journal.batch(opts.batch_name)
-    if fingerprint and info is not None and info.fingerprint == fingerprint:
+    fingerprint = fingerprint if fingerprint is not None else manifest_fingerprint(opts)
+    if loaded_before(opts, journal, fingerprint):
         counts = journal.counts(opts.batch_name)
         rows = sum(counts.values())
         return SyncStats(rows=rows, unchanged=rows, by_state=Counter(counts))
@@ -158,7 +192,7 @@ def load_manifest(opts: RunOptions, journal: Journal) -> SyncStats:
         opts.batch_name,
         str(opts.manifest.resolve()),
         manifest.columns,
-        manifest.rows(),
+        located(opts.manifest, manifest.rows()),
         accept_problems=opts.skip_invalid,
         fingerprint=fingerprint,
     )
@@ -167,12 +201,23 @@ def load_manifest(opts: RunOptions, journal: Journal) -> SyncStats:
         first = fatal[0] if fatal else stats.problems[0]
         hint = "" if fatal else "; fix them, or pass --skip-invalid to send the valid rows"
         raise ManifestError(
-            f"{opts.manifest}:{first.line}: {first.reason} "
-            f"({stats.problem_count} invalid row{'s' * (stats.problem_count != 1)}, nothing sent"
+            f"{first.reason} ({stats.problem_count} invalid row{'s' * (stats.problem_count != 1)}, nothing sent"
             f"{hint})",
             problem_lines(opts.manifest, stats),
         )
+    journal.record_files(opts.batch_name, list(manifest.local_files.files.values()), fingerprint)
     return stats
+
+
+def loaded_before(opts: RunOptions, journal: JournalStore, fingerprint: str) -> bool:
+    """The journal holds this very manifest (``fingerprint``), read with these options."""
+    info = journal.batch(opts.batch_name)
+    return (
+        bool(fingerprint)
+        and info is not None
+        and info.fingerprint == fingerprint
+        and files_current(journal, opts.batch_name, fingerprint)  # and the files it names
+    )
 
 
 def manifest_fingerprint(opts: RunOptions) -> str:
@@ -185,8 +230,10 @@ def manifest_fingerprint(opts: RunOptions) -> str:
     except OSError:
         return ""  # open_manifest will say what is wrong with the file
     o = opts.manifest_options()
-    shape = [o.technique, o.id_column, o.sheet, sorted(o.input_map.items()), sorted(o.pass_through),
-             sorted(o.ignore), opts.skip_invalid, opts.manifest.suffix.lower()]  # fmt: skip
+    # The options as given: what the engine derives from them (auto_pass_through) follows.
+    shape = [o.technique, o.id_column, o.sheet, sorted(o.input_map.items()),
+             sorted(opts.pass_through), sorted(o.ignore), opts.skip_invalid,
+             opts.manifest.suffix.lower(), *(["named inputs"] if opts.named_inputs else [])]  # fmt: skip
     digest.update(canonical_json(shape).encode())
     return "v1:" + digest.hexdigest()
 
@@ -205,10 +252,8 @@ def _estimate(techniques: Mapping[str, Technique | None]) -> float | None:
     return max(costs) if costs and len(costs) == len(techniques) else None
 
 
-async def _drive(
-    b: Batch, allowance: Callable[[], int] | None = None, reports: Sequence[Path] = ()
-) -> tuple[int, int]:
-    submitter = Submitter(b, allowance)
+async def _drive(b: Batch, reports: Sequence[Path] = ()) -> tuple[int, int]:
+    submitter = Submitter(b)
     recovery = Recovery(b, submitter.finished)
     poller = Poller(b, lambda: submitter.done and recovery_done.is_set())
     recovery_done = asyncio.Event()
@@ -234,11 +279,13 @@ async def _drive(
     finally:
         for t in (*tasks, warm):
             t.cancel()
+        if b.assets is not None:
+            await b.assets.aclose()
     return submitter.sent, recovery.recovered
 
 
 def _outcome(
-    opts: RunOptions, journal: Journal, stats: SyncStats, started: float, stop: Stop | None
+    opts: RunOptions, journal: JournalStore, stats: SyncStats, started: float, stop: Stop | None
 ) -> Outcome:
     name = opts.batch_name
     info = journal.batch(name)
@@ -247,7 +294,8 @@ def _outcome(
     # A rerun with nothing to do leaves reports alone that already show this very journal.
     counts = journal.current_reports(name, paths, FORMAT_TAG)
     if counts is None:
-        counts = write_reports(paths, journal.report_rows(name), columns)
+        counts = write_reports(paths, journal.report_rows(name), columns, batch=name,
+                               wall_seconds=time.monotonic() - started)  # fmt: skip
         journal.record_reports(name, paths, FORMAT_TAG, counts)
     extra = journal.stats(name)
     doubts = [
@@ -267,6 +315,8 @@ def _outcome(
         counts=counts,
         charged_cost=extra["charged_cost"],
         costs_unknown=extra["costs_unknown"],
+        retried=extra["retried"],
+        retried_completed=extra["retried_completed"],
         wall_seconds=time.monotonic() - started,
         reports=paths,
         sync=stats,
@@ -282,9 +332,19 @@ async def run_batch_async(
     started = time.monotonic()
     emit = emit or (lambda e: None)
     check_options(opts)
+    opts = located_journal(opts)
     name = opts.batch_name
-    with BatchLock(opts.state_dir, name), Journal.open(opts.state_dir) as journal:
-        stats = load_manifest(opts, journal)
+    with _holding(opts), open_journal(opts.journal, opts.state_dir) as journal:
+        if opts.join:  # `batchrun worker`: loaded by `run`, maybe on another host
+            stats = joined(journal, name)
+        else:
+            fingerprint = manifest_fingerprint(opts)
+            if not loaded_before(opts, journal, fingerprint):
+                settled = await settle_columns(opts)  # a 404 technique stops here, nothing read
+                opts = settled.options
+                for message in settled.notices:
+                    emit(Event("notice", {"message": message}))
+            stats = load_manifest(opts, journal, fingerprint)
         if opts.retry_failed:
             n = journal.retry_failed(name)
             emit(Event("notice", {"message": f"--retry-failed: {n} failed rows will run again"}))
@@ -293,12 +353,16 @@ async def run_batch_async(
             emit(Event("notice", {"message": f"--resend-in-doubt: {n} rows will be sent again"}))
         counts = journal.counts(name)
         emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
+        if counts.get(State.IN_DOUBT.value) and (elsewhere := elsewhere_rows(journal, name)):
+            emit(Event("notice", {"message": "\n".join(elsewhere_advice(len(elsewhere)))}))
         stop = stop or Stop()
         downloads = None
         client = FloraClient(
             opts.base_url,
             opts.api_key,
-            max_connections=opts.concurrency + opts.tuning.poll_concurrency + 4,
+            # httpx walks every pooled connection on each request: a pool sized for what is
+            # sent at once (a create takes milliseconds), not for the runs in flight.
+            max_connections=min(opts.concurrency, 16) + opts.tuning.poll_concurrency,
             transport=opts.transport,
         )
         meter = InFlightMeter(opts.concurrency)
@@ -313,7 +377,10 @@ async def run_batch_async(
             stop=stop,
             tuning=opts.tuning,
             callback_url=opts.callback_url,
+            resend=ResendPolicy(opts.retries, opts.retry_backoff) if opts.retries > 0 else None,
         )
+        b.claims = claims_for(b, journal, opts.concurrency, opts.rate, opts.max_cost,
+                              opts.lease_seconds)  # fmt: skip
         async with client:
             work = any(
                 counts.get(s.value, 0)
@@ -321,15 +388,15 @@ async def run_batch_async(
             ) or journal.cost_unsettled(name)
             if work:
                 techniques = await _preflight(b, journal.techniques(name, State.PENDING))
-                budget = None
                 if opts.max_cost is not None:
-                    budget = Budget(
-                        opts.max_cost, journal, name, _estimate(techniques),
-                        lambda: meter.in_flight,
+                    b.budget = Budget(
+                        opts.max_cost, _estimate(techniques),
+                        journal.stats(name)["charged_cost"], journal.open_costs(name),
                     )  # fmt: skip
-                sent, recovered = await _drive(
-                    b, budget.allowance if budget else None, opts.report_paths()
-                )
+                b.assets = await open_uploads(b, opts.workspace, opts.manifest.resolve().parent,
+                                              opts.upload_concurrency, opts.transport)  # fmt: skip
+                async with b.claims.working():  # several workers: the lease's heartbeat
+                    sent, recovered = await _drive(b, opts.report_paths())
             else:
                 sent = recovered = 0
         if opts.download is not None and not stop.stopping:
@@ -341,12 +408,45 @@ async def run_batch_async(
             ).run()  # fmt: skip
         outcome = _outcome(opts, journal, stats, started, stop)
         outcome.sent, outcome.recovered = sent, recovered
+        if outcome.counts["in_doubt"]:
+            outcome.sent_elsewhere = len(elsewhere_rows(journal, name))
+        if outcome.counts["rejected"]:
+            outcome.rejected = [p.reason for p in stats.problems[:5]] or [
+                r.error_message or r.row_id for r in journal.rows_in(name, [State.REJECTED])[:5]
+            ]
         outcome.downloads = downloads
         if downloads is not None and downloads.failed:
             outcome.exit_code = EXIT_RESUMABLE  # a rerun fetches what is missing
         if stop.error is not None:
             raise stop.error
         return outcome
+
+
+def located_journal(opts: RunOptions) -> RunOptions:
+    """``--journal``: a URL stays; a path is the SQLite journal's directory, which becomes the
+    state directory (its locks and default reports go with it)."""
+    target, state_dir = journal_location(opts.journal, opts.state_dir)
+    if (target, state_dir) == (opts.journal, opts.state_dir):
+        return opts
+    return dataclasses.replace(opts, journal=target, state_dir=state_dir)
+
+
+def _holding(opts: RunOptions) -> contextlib.AbstractContextManager[object]:
+    """One process per batch on a journal of its own (exit 4 for a second one); a journal
+    shared by several workers lets them all in, to cooperate through leases."""
+    if is_journal_url(opts.journal):
+        return contextlib.nullcontext()
+    return BatchLock(opts.state_dir, opts.batch_name)
+
+
+def joined(journal: JournalStore, name: str) -> SyncStats:
+    """A batch joined as it is in the journal (``batchrun worker``)."""
+    if journal.batch(name) is None:
+        known = ", ".join(b.name for b in journal.batches()) or "none"
+        raise ConfigError(f"no batch '{name}' in the journal (batches: {known})")
+    counts = journal.counts(name)
+    rows = sum(counts.values())
+    return SyncStats(rows=rows, unchanged=rows, by_state=Counter(counts))
 
 
 def run_batch_sync(opts: RunOptions, emit: Emit | None = None) -> Outcome:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..api import Created
@@ -19,6 +18,7 @@ from ..journal import RowTask
 from ..keys import idempotency_key, request_body
 from ..models import State
 from .context import Batch, Event
+from .leases import LocalClaims
 from .retry import call, is_retryable
 
 if TYPE_CHECKING:
@@ -37,16 +37,19 @@ def _duplicate(exc: ApiError) -> bool:
 
 
 class Submitter:
-    def __init__(self, batch: Batch, allowance: Callable[[], int] | None = None) -> None:
+    def __init__(self, batch: Batch) -> None:
         self.b = batch
-        self.allowance = allowance  # how many more sends the budget allows; None: no budget
         self.done = False
         self.finished = asyncio.Event()  # done, for those who wait on it
         self.sent = 0
         self._later: list[tuple[float, RowTask, int]] = []  # (not before, task, round)
         self._ready: deque[tuple[RowTask, int]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._wake = batch.changed
+        self._resend_check: float | None = 0.0  # when to look for tier re-sends next
+        self._queued: set[str] = set()  # tier re-sends taken and not yet marked sending
+        # Which rows are this process's to send, and how many it may start (see leases).
+        self.claims = batch.claims or LocalClaims(batch)
 
     async def run(self) -> None:
         try:
@@ -62,20 +65,24 @@ class Submitter:
     def _resume_unconfirmed(self) -> None:
         """Rows a previous process announced but never heard back about: resend the same key and
         body while the server still remembers the key; after that, sending could pay twice."""
+        for task in self.claims.unconfirmed():
+            self._resume(task)
+
+    def _resume(self, task: RowTask) -> None:
+        """One such row (or, with several workers, one whose worker's lease ran out)."""
         b, now = self.b, self.b.wall()
-        for task in b.journal.sending(b.name):
-            if task.first_sent_at and now - task.first_sent_at > b.tuning.key_window:
-                b.journal.set_state(
-                    b.name,
-                    [task.row_id],
-                    State.IN_DOUBT,
-                    "key_expired",
-                    "sent over two hours ago with no answer recorded; the server no longer "
-                    "remembers its key, so resending could pay twice. Check the run history, then "
-                    "rerun with --resend-in-doubt to send it again",
-                )
-            else:
-                self._ready.append((task, 0))
+        if task.first_sent_at and now - task.first_sent_at > b.tuning.key_window:
+            b.journal.set_state(
+                b.name,
+                [task.row_id],
+                State.IN_DOUBT,
+                "key_expired",
+                "sent over two hours ago with no answer recorded; the server no longer "
+                "remembers its key, so resending could pay twice. Check the run history, then "
+                "rerun with --resend-in-doubt to send it again",
+            )
+        else:
+            self._ready.append((task, 0))
 
     async def _loop(self) -> None:
         b = self.b
@@ -84,20 +91,29 @@ class Submitter:
         gathered = False
         while not b.stop.submitting_stopped:
             self._promote_due()
+            self._take_resends(pending)
             if not pending and not self._ready:
                 # The first page is small: the first sends should not wait for a thousand rows.
                 size = _PAGE if after >= 0 else max(64, 2 * b.meter.limit)
-                pending.extend(b.journal.pending(b.name, after, size))
+                resume, rows = self.claims.rows(after, size)
+                for task in resume:  # with several workers: a dead worker's row, taken over
+                    self._resume(task)
+                pending.extend(rows)
+                b.drained = not pending and not self._ready  # the pacer's cue: last runs out
                 if pending:
                     after = pending[-1].idx
-                elif not self._tasks and not self._later:
+                elif self._ready:
+                    continue
+                elif (not self._tasks and not self._later and not self.claims.left()
+                      and not self._may_resend()):  # fmt: skip
                     return
                 else:
                     await self._sleep_until_change(self._next_due())
                     continue
+            self.claims.refresh(len(self._ready))
             room = min(b.meter.free(), b.rate.available(), _MAX_GROUP)
-            if self.allowance is not None:
-                allowed = self.allowance()
+            if b.budget is not None:
+                allowed = b.budget.allowance()
                 if allowed <= 0 and b.meter.in_flight == 0 and not self._tasks:
                     b.stop.stop_submitting(
                         "--max-cost reached; raise it and rerun the same command to continue"
@@ -115,29 +131,51 @@ class Submitter:
                 await asyncio.sleep(0)
                 continue
             gathered = False
+            ready = min(len(self._ready), room)  # rows 'sending' already: counted in flight
+            room = ready + self.claims.slots(room - ready, len(pending))
+            if room <= 0:
+                await self.claims.no_slot()
+                continue
             group: list[tuple[RowTask, int]] = []
             while self._ready and len(group) < room:
                 group.append(self._ready.popleft())
             fresh = []
             while pending and len(group) < room:
-                task = self._with_key(pending.popleft())
+                head = pending.popleft()
+                if b.assets is not None and not await b.assets.ready(head):
+                    continue  # its files are not ready assets: not sent now (see uploads)
+                task = self._with_key(head)
                 fresh.append(task)
                 group.append((task, 0))
-            b.journal.mark_sending(
-                b.name,
+            if b.budget is not None:
+                b.budget.sending(t.row_id for t, _ in group)
+            marked = self.claims.mark(
                 [(t.row_id, t.idem_key or "", t.body or b"") for t, _ in group],
-                b.take_answered(),
+                *b.take_answered(),
             )
+            self._queued.difference_update(t.row_id for t, _ in group)
+            if marked is not None:  # rows whose lease went to another worker are its to send
+                group = self._still_held(group, set(marked))
             b.meter.take(len(group))
             b.rate.take(len(group))
             for task, rnd in group:
                 self._spawn(task, rnd)
 
+    def _still_held(
+        self, group: list[tuple[RowTask, int]], marked: set[str]
+    ) -> list[tuple[RowTask, int]]:
+        lost = [t for t, _ in group if t.row_id not in marked]
+        for task in lost:
+            self._released(task)
+        return [(t, rnd) for t, rnd in group if t.row_id in marked] if lost else group
+
     def _with_key(self, task: RowTask) -> RowTask:
         key = idempotency_key(
             self.b.name, task.row_id, task.technique_id, task.inputs, task.attempt
         )
-        body = request_body(task.inputs, key, self.b.callback_url, self.b.mode)
+        # Local files: the key holds their content's digest, the body their asset's URL.
+        inputs = task.inputs if self.b.assets is None else self.b.assets.body_inputs(task, key)
+        body = request_body(inputs, key, self.b.callback_url, self.b.mode)
         return dataclasses.replace(task, idem_key=key, body=body)
 
     def _spawn(self, task: RowTask, rnd: int) -> None:
@@ -159,18 +197,44 @@ class Submitter:
             self._ready.append((item[1], item[2]))
 
     def _next_due(self) -> float | None:
-        return min((t for t, _, _ in self._later), default=None)
+        later = [t for t, _, _ in self._later]
+        if self._resend_check is not None:  # on the wall clock: the journal's time
+            later.append(self.b.mono() + max(0.0, self._resend_check - self.b.wall()))
+        return min(later, default=None)
+
+    def _take_resends(self, pending: deque[RowTask]) -> None:
+        """Rows whose failed run is due to be sent again go ahead of rows never sent."""
+        b = self.b
+        if b.resend is None:
+            return
+        now = b.wall()
+        if b.resends_scheduled or (self._resend_check is not None and self._resend_check <= now):
+            b.resends_scheduled = False
+            due = [t for t in self.claims.resends_due(now, _MAX_GROUP)
+                   if t.row_id not in self._queued]  # fmt: skip
+            self._queued.update(t.row_id for t in due)
+            pending.extendleft(reversed(due))
+            self._resend_check = b.journal.next_resend(b.name)
+            if self._resend_check is not None and self._resend_check <= now:
+                self._resend_check = now + 0.05  # taken already, not yet sent: look again soon
+
+    def _may_resend(self) -> bool:
+        """Whether a failed run may still bring a row back: runs out, or re-sends waiting."""
+        b = self.b
+        return b.resend is not None and (b.meter.in_flight > 0 or self._resend_check is not None)
 
     async def _sleep_until_change(self, due: float | None) -> None:
         timeout = 1.0 if due is None else max(0.0, min(1.0, due - self.b.mono()))
-        self._wake.clear()
+        if self._wake.is_set():
+            self._wake.clear()
+            return  # something changed since the last look
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _wait_for_room(self) -> None:
         b = self.b
         if b.meter.free() <= 0:
-            await b.meter.wait_free(timeout=0.5)
+            await b.meter.wait_free(timeout=self.claims.recheck)
         elif b.rate.available() <= 0:
             await b.rate.wait()
         else:
@@ -206,6 +270,7 @@ class Submitter:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ApiError) and exc.status == 429:
             self.b.meter.throttle(exc.retry_after)
+            self.claims.throttled(exc.retry_after)  # with several workers: all of them
             self.b.emit(
                 Event(
                     "waiting",
@@ -220,6 +285,7 @@ class Submitter:
     def _adopt(self, task: RowTask, created: Created, sent_at: float | None) -> None:
         b, run = self.b, created.run
         b.answered.append((task.row_id, run))
+        b.settle(task.row_id, run)
         if run.created_at is not None and sent_at is not None and not created.replayed:
             b.clock_offsets.append(run.created_at - sent_at)
             del b.clock_offsets[:-50]
@@ -273,6 +339,7 @@ class Submitter:
             )
         elif status == 402 or code == "insufficient_credits":
             b.meter.release()
+            self._released(task)
             b.journal.unsend(b.name, [task.row_id])
             b.stop.stop_submitting(
                 f"insufficient credits: {exc.describe()}; add credits, then rerun the same "
@@ -280,6 +347,7 @@ class Submitter:
             )
         elif status in (401, 403):
             b.meter.release()
+            self._released(task)
             b.journal.unsend(b.name, [task.row_id])
             b.stop.request(
                 "the API key was refused",
@@ -292,8 +360,13 @@ class Submitter:
             self._unconfirmed(task, rnd, exc.describe())
         else:
             b.meter.release()
+            self._released(task)
             b.journal.set_state(b.name, [task.row_id], State.FAILED, code, exc.describe())
             b.emit(Event("finished", {"row_id": task.row_id, "status": "failed", "cost": None}))
+
+    def _released(self, task: RowTask) -> None:
+        if self.b.budget is not None:
+            self.b.budget.released(task.row_id)
 
     def _unconfirmed(self, task: RowTask, rnd: int, why: str) -> None:
         """Retries ran out without an answer: try again later with the same key, a few times."""

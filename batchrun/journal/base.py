@@ -25,7 +25,8 @@ _BY_STATE = "INDEXED BY rows_by_state"
 _RUN_FIELDS = (
     "run_id = NULL, run_status = NULL, charged_cost = NULL, cost_final = 0, error_code = NULL, "
     "error_message = NULL, outputs = NULL, created_at = NULL, started_at = NULL, "
-    "completed_at = NULL, idem_key = NULL, body = NULL, first_sent_at = NULL, last_sent_at = NULL"
+    "completed_at = NULL, idem_key = NULL, body = NULL, first_sent_at = NULL, last_sent_at = NULL, "
+    "resend_after = NULL, quote = NULL"
 )
 
 
@@ -108,3 +109,12 @@ class Store:
             n for (n,) in self._db.execute("SELECT name FROM batches ORDER BY updated_at DESC")
         ]
         return [b for b in map(self.batch, names) if b is not None]
+
+    def _archive(self, batch: str, row_id: str, reason: str) -> None:
+        """Keep a row's previous attempt in history; rows never sent leave nothing to keep."""
+        self._db.execute(
+            "INSERT INTO history SELECT batch, row_id, attempt, digest, state, idem_key, run_id, "
+            "run_status, charged_cost, error_code, error_message, outputs, created_at, "
+            "completed_at, ?, ? FROM rows WHERE batch = ? AND row_id = ? AND idem_key IS NOT NULL",
+            (self.clock(), reason, batch, row_id),
+        )

@@ -156,20 +156,11 @@ class Loading(Store):
             self._db.execute(
                 "UPDATE rows SET idx = ?, line = ?, technique_id = ?, inputs = ?, digest = ?, "
                 "cells = ?, state = ?, error_code = ?, error_message = ?, updated_at = ?, "
-                "attempt = attempt + (CASE WHEN idem_key IS NULL THEN 0 ELSE 1 END), "
+                "attempt = attempt + (CASE WHEN idem_key IS NULL THEN 0 ELSE 1 END), retries = 0, "
                 + _RUN_FIELDS.replace("error_code = NULL, error_message = NULL, ", "")
                 + " WHERE batch = ? AND row_id = ?",
                 (*values, batch, row_id),
             )
-
-    def _archive(self, batch: str, row_id: str, reason: str) -> None:
-        """Keep a row's previous attempt in history; rows never sent leave nothing to keep."""
-        self._db.execute(
-            "INSERT INTO history SELECT batch, row_id, attempt, digest, state, idem_key, run_id, "
-            "run_status, charged_cost, error_code, error_message, outputs, created_at, "
-            "completed_at, ?, ? FROM rows WHERE batch = ? AND row_id = ? AND idem_key IS NOT NULL",
-            (self.clock(), reason, batch, row_id),
-        )
 
     def retry_failed(self, batch: str) -> int:
         """Failed rows of the manifest start again with the next attempt number (a new key)."""
@@ -193,7 +184,7 @@ class Loading(Store):
             for row_id in ids:
                 self._archive(batch, row_id, reason)
                 db.execute(
-                    f"UPDATE rows SET state = ?, attempt = attempt + 1, {_RUN_FIELDS}, "
+                    f"UPDATE rows SET state = ?, attempt = attempt + 1, retries = 0, {_RUN_FIELDS}, "
                     "updated_at = ? WHERE batch = ? AND row_id = ?",
                     (State.PENDING.value, self.clock(), batch, row_id),
                 )

@@ -12,8 +12,8 @@ class Polling(Store):
         return [
             InFlight(*r)
             for r in self._db.execute(
-                "SELECT row_id, run_id, technique_id, created_at, run_status, first_sent_at "
-                f"FROM rows {_BY_STATE} WHERE batch = ? AND state = ? AND idx IS NOT NULL",
+                "SELECT row_id, run_id, technique_id, created_at, run_status, first_sent_at, "
+                f"retries FROM rows {_BY_STATE} WHERE batch = ? AND state = ? AND idx IS NOT NULL",
                 (batch, State.SUBMITTED.value),
             )
         ]
@@ -64,3 +64,15 @@ class Polling(Store):
             "SELECT max(charged_cost) FROM rows WHERE batch = ? AND idx IS NOT NULL", (batch,)
         ).fetchone()
         return None if top is None else float(top)
+
+    def open_costs(self, batch: str) -> dict[str, float | None]:
+        """Rows whose run may still charge (being sent, running, in doubt, or finished with the
+        cost not reported yet), with the quote each showed."""
+        return dict(
+            self._db.execute(
+                "SELECT row_id, quote FROM rows WHERE batch = ? AND idx IS NOT NULL AND ("
+                "state IN ('sending', 'submitted', 'in_doubt') "
+                "OR (state = 'completed' AND cost_final = 0 AND run_id IS NOT NULL))",
+                (batch,),
+            ).fetchall()
+        )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..models import Output
+from .assets import row_assets
 from .base import Store
 from .records import Download, ReportRow
 
@@ -32,12 +33,13 @@ class Reading(Store):
             if not page:
                 return
             files = self._downloads_for(batch, [r[1] for r in page])
+            used = row_assets(self._db, batch, [(r[1], r[6]) for r in page])
             for r in page:
                 yield ReportRow(
                     r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
                     bool(r[10]), r[11], r[12],
                     [Output(*o) for o in json.loads(r[13])] if r[13] else [],
-                    r[14], r[15], r[16], files.get(r[1], []),
+                    r[14], r[15], r[16], files.get(r[1], []), used.get(r[1], []),
                 )  # fmt: skip
             last = page[-1][0]
 

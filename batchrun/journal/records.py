@@ -26,6 +26,15 @@ class RowTask:
 
 
 @dataclass(frozen=True, slots=True)
+class Resends:
+    """Failed runs whose rows are sent again: row id -> not before (epoch seconds), for rows
+    that have had fewer than ``limit`` tier re-sends."""
+
+    at: dict[str, float]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class InFlight:
     row_id: str
     run_id: str
@@ -33,6 +42,7 @@ class InFlight:
     created_at: float | None
     run_status: str | None
     sent_at: float | None
+    retries: int = 0  # tier re-sends this row has had
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +116,19 @@ class ReportRow:
     started_at: float | None
     completed_at: float | None
     downloads: list[Download] = field(default_factory=list)
+    assets: list[AssetUse] = field(default_factory=list)  # local files the run used as assets
 
 
 def _inputs_json(inputs: Iterable[Input]) -> str:
-    return canonical_json([[i.id, i.type, i.value] for i in inputs])
+    """``[id, type, value]`` each; a local file's input adds its path: ``[..., source]``."""
+    return canonical_json(
+        [[i.id, i.type, i.value] if i.source is None else [i.id, i.type, i.value, i.source]
+         for i in inputs]
+    )  # fmt: skip
 
 
 def _inputs_from(text: str) -> tuple[Input, ...]:
-    return tuple(Input(i, t, v) for i, t, v in json.loads(text))
+    return tuple(Input(*i) for i in json.loads(text))
 
 
 def _outputs_json(outputs: Sequence[Output]) -> str | None:
@@ -125,3 +140,32 @@ def _outputs_json(outputs: Sequence[Output]) -> str | None:
 def problem_row_id(problem: RowProblem) -> str:
     """Rows too broken to have an id are keyed by their line."""
     return problem.row_id if problem.row_id else f"<line {problem.line}>"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    """What the journal knows of one file's asset in one workspace. ``status``: ``creating``
+    (the create was announced, no answer recorded), then FLORA's ``pending_upload``, ``ready``
+    or ``failed``."""
+
+    workspace_id: str
+    sha256: str
+    status: str
+    size: int
+    content_type: str
+    file_name: str
+    announced_at: float
+    asset_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetUse:
+    """One local file a row's run used: the input, the path as the manifest gave it, the asset."""
+
+    input_id: str
+    path: str
+    sha256: str
+    asset_id: str
+    url: str

@@ -116,6 +116,60 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        6,
+        "failed runs sent again by their error tier; quotes apart from charged costs",
+        """
+        ALTER TABLE rows ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;  -- tier re-sends used
+        ALTER TABLE rows ADD COLUMN resend_after REAL;  -- a tier re-send waits until then
+        ALTER TABLE rows ADD COLUMN quote REAL;  -- charged_cost of an unfinished run: a quote
+        """,
+    ),
+    (
+        7,
+        "local files uploaded once as FLORA assets, per workspace; the files each batch names",
+        """
+        CREATE TABLE assets (
+            workspace_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,           -- of the file's content: one asset per content
+            status TEXT NOT NULL,           -- creating (announced), pending_upload, ready, failed
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            file_name TEXT NOT NULL,        -- as sent: names the content, so it can be found
+            announced_at REAL NOT NULL,     -- the first create was about to leave
+            asset_id TEXT,
+            url TEXT,
+            error TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (workspace_id, sha256)
+        ) WITHOUT ROWID;
+        CREATE TABLE batch_files (
+            batch TEXT NOT NULL,
+            path TEXT NOT NULL,             -- resolved
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            first_idx INTEGER NOT NULL,     -- the first row that names it: uploads go in this order
+            PRIMARY KEY (batch, path)
+        ) WITHOUT ROWID;
+        CREATE TABLE row_assets (
+            batch TEXT NOT NULL,
+            row_id TEXT NOT NULL,
+            input_id TEXT NOT NULL,
+            path TEXT NOT NULL,             -- as the manifest gave it
+            sha256 TEXT NOT NULL,
+            asset_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            idem_key TEXT NOT NULL,         -- the send that used it
+            PRIMARY KEY (batch, row_id, input_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE batch_files_loaded (
+            batch TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL       -- of the manifest load batch_files came from
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..models import Run, State
-from .base import _RUN_FIELDS, Store
-from .records import RowTask, _inputs_from, _outputs_json
+from .base import _BY_STATE, _RUN_FIELDS, Store
+from .records import Resends, RowTask, _inputs_from, _outputs_json
 
 
 class Sending(Store):
@@ -21,12 +21,29 @@ class Sending(Store):
     _TASK_COLS = "row_id, idx, technique_id, inputs, attempt, idem_key, body, first_sent_at"
 
     def pending(self, batch: str, after_idx: int, limit: int) -> list[RowTask]:
-        """The next rows never sent, in manifest order."""
+        """The next rows never sent, in manifest order (tier re-sends come by ``resends_due``)."""
         return self._tasks(
             f"SELECT {self._TASK_COLS} FROM rows WHERE batch = ? AND state = ? AND idx > ? "
-            "ORDER BY idx LIMIT ?",
+            "AND resend_after IS NULL ORDER BY idx LIMIT ?",
             (batch, State.PENDING.value, after_idx, limit),
         )
+
+    def resends_due(self, batch: str, now: float, limit: int) -> list[RowTask]:
+        """Rows whose failed run is to be sent again by its tier, and whose wait is over."""
+        return self._tasks(
+            f"SELECT {self._TASK_COLS} FROM rows {_BY_STATE} WHERE batch = ? AND state = ? "
+            "AND resend_after <= ? AND idx IS NOT NULL ORDER BY resend_after, idx LIMIT ?",
+            (batch, State.PENDING.value, now, limit),
+        )
+
+    def next_resend(self, batch: str) -> float | None:
+        """When the next tier re-send is due; None when none waits."""
+        (at,) = self._db.execute(
+            f"SELECT min(resend_after) FROM rows {_BY_STATE} WHERE batch = ? AND state = ? "
+            "AND idx IS NOT NULL",
+            (batch, State.PENDING.value),
+        ).fetchone()
+        return None if at is None else float(at)
 
     def sending(self, batch: str) -> list[RowTask]:
         """Rows whose create may have left without an answer being recorded."""
@@ -41,25 +58,47 @@ class Sending(Store):
         batch: str,
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
+        resends: Resends | None = None,
     ) -> float:
         """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
         ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
         now = self.clock()
         with self._tx(durable=True) as db:
             self._update_runs(db, batch, answered, now)
+            self._schedule_resends(db, batch, resends)
             db.executemany(
-                "UPDATE rows SET state = ?, idem_key = ?, body = ?, "
+                "UPDATE rows SET state = ?, idem_key = ?, body = ?, resend_after = NULL, "
                 "first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?, updated_at = ? "
                 "WHERE batch = ? AND row_id = ?",
                 [(State.SENDING.value, k, b, now, now, now, batch, r) for r, k, b in sends],
             )
         return now
 
-    def record_runs(self, batch: str, updates: Sequence[tuple[str, Run]]) -> None:
-        """Record what the API said about runs: a create's answer or a poll."""
+    def record_runs(
+        self, batch: str, updates: Sequence[tuple[str, Run]], resends: Resends | None = None
+    ) -> None:
+        """Record what the API said about runs: a create's answer or a poll. ``resends``: failed
+        runs whose rows go back to pending under the next attempt, in the same commit (durable:
+        the attempt number is part of the next key)."""
         if updates:
-            with self._tx() as db:
+            with self._tx(durable=bool(resends and resends.at)) as db:
                 self._update_runs(db, batch, updates, self.clock())
+                self._schedule_resends(db, batch, resends)
+
+    def _schedule_resends(
+        self, db: sqlite3.Connection, batch: str, resends: Resends | None
+    ) -> None:
+        if not resends or not resends.at:
+            return
+        now, failed = self.clock(), State.FAILED.value
+        for row_id, at in resends.at.items():
+            self._archive(batch, row_id, "sent again by its error tier")
+            db.execute(
+                f"UPDATE rows SET state = ?, attempt = attempt + 1, retries = retries + 1, "
+                f"{_RUN_FIELDS}, resend_after = ?, updated_at = ? "
+                "WHERE batch = ? AND row_id = ? AND state = ? AND retries < ?",
+                (State.PENDING.value, at, now, batch, row_id, failed, resends.limit),
+            )
 
     @staticmethod
     def _update_runs(
@@ -70,14 +109,17 @@ class Sending(Store):
             state = run.status if run.finished else State.SUBMITTED.value
             # A failed run that reports no cost was not charged; only completed ones wait for it.
             final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
+            # What an unfinished run shows as charged_cost is a quote: the final cost can differ.
+            cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
             rows.append(
-                (state, run.run_id, run.status, run.charged_cost, final, run.error_code,
+                (state, run.run_id, run.status, cost, quote, final, run.error_code,
                  run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
                  run.completed_at, now, batch, row_id)
             )  # fmt: skip
         db.executemany(
             "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
-            "charged_cost = coalesce(?, charged_cost), cost_final = max(cost_final, ?), "
+            "charged_cost = coalesce(?, charged_cost), quote = coalesce(?, quote), "
+            "cost_final = max(cost_final, ?), "
             "error_code = ?, error_message = ?, outputs = coalesce(?, outputs), "
             "created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
             "completed_at = coalesce(?, completed_at), updated_at = ? "

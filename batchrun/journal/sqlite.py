@@ -6,6 +6,7 @@ views); this class is all of them over one connection.
 
 from __future__ import annotations
 
+from .assets import AssetStore
 from .downloads import Downloads
 from .loading import Loading
 from .polling import Polling
@@ -13,5 +14,5 @@ from .sending import Sending
 from .views import Views
 
 
-class Journal(Loading, Sending, Polling, Downloads, Views):
+class Journal(Loading, Sending, Polling, Downloads, AssetStore, Views):
     """The single source of truth of a batch, as state transitions. No SQL lives elsewhere."""

@@ -77,7 +77,8 @@ class Views(Reading):
             "SELECT coalesce(sum(charged_cost), 0), "
             "sum(state IN ('completed', 'failed') AND run_id IS NOT NULL AND cost_final = 0), "
             "min(CASE WHEN state IN ('sending', 'submitted') THEN first_sent_at END), "
-            "sum(state IN ('sending', 'submitted')) "
+            "sum(state IN ('sending', 'submitted')), sum(retries > 0), "
+            "sum(retries > 0 AND state = 'completed') "
             "FROM rows WHERE batch = ? AND idx IS NOT NULL",
             (batch,),
         ).fetchone()
@@ -86,6 +87,8 @@ class Views(Reading):
             "costs_unknown": int(row[1] or 0),
             "oldest_in_flight_sent_at": row[2],
             "in_flight": int(row[3] or 0),
+            "retried": int(row[4] or 0),  # rows sent again by their error tier
+            "retried_completed": int(row[5] or 0),
         }
 
     def rows_in(self, batch: str, states: Sequence[State]) -> list[ReportRow]:

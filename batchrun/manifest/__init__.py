@@ -12,6 +12,7 @@ from itertools import islice
 from ..models import Job, RowProblem
 from .columns import Layout, build_layout
 from .csvfile import CsvSource
+from .files import LocalFiles
 from .jsonlfile import JsonlSource
 from .options import ManifestOptions, format_of
 from .parquetfile import ParquetSource
@@ -38,6 +39,8 @@ class Manifest:
         names, line = self._source.header()
         self._layout: Layout = build_layout(names, line, options, jsonl=kind == "jsonl")
         self.columns: tuple[str, ...] = self._layout.names
+        # Local files the rows name (imageUrl/videoUrl values that are paths), filled by rows().
+        self.local_files = LocalFiles(options.path.resolve().parent)
 
     @property
     def input_ids(self) -> frozenset[str]:
@@ -45,7 +48,10 @@ class Manifest:
         return frozenset(c.input_id for c in self._layout.inputs)
 
     def rows(self) -> Iterator[Job | RowProblem]:
-        builder = RowBuilder(self.options.path, self._layout, self.options.technique)
+        self.local_files = LocalFiles(self.options.path.resolve().parent)
+        builder = RowBuilder(
+            self.options.path, self._layout, self.options.technique, self.local_files
+        )
         records = self._source.records()
         size = max(1, self.options.chunk_rows)
         registry = Registry()

@@ -11,9 +11,10 @@ from operator import itemgetter
 from pathlib import Path
 
 from ..errors import ManifestError
-from ..models import INPUT_TYPES, Input
+from ..models import FILE_PREFIX, INPUT_TYPES, Input
 from .cells import ErrorValue
 from .columns import NATIVE_COLUMN, Layout
+from .files import LocalFiles
 from .source import Record
 
 # Scheme and a host; anything further is the server's business. (urlsplit is 10x slower.)
@@ -35,8 +36,11 @@ class RowBuilder:
     """Turns records into drafts. ``build`` runs once per row, so it favours locals and
     C-level helpers (itemgetter) over small methods."""
 
-    def __init__(self, path: Path, layout: Layout, technique: str | None) -> None:
+    def __init__(
+        self, path: Path, layout: Layout, technique: str | None, files: LocalFiles | None = None
+    ) -> None:
         self.path, self.layout = path, layout
+        self.files = files  # local files as imageUrl/videoUrl values; None: URLs only
         self.default_technique = (technique or "").strip()
         self.blank_report: tuple[str | None, ...] = (None,) * len(layout.report)
         self._report: Callable[[list[str | None]], tuple[str | None, ...]]
@@ -79,7 +83,7 @@ class RowBuilder:
             reason = "no technique: pass --technique or fill the technique_id column"
         inputs: tuple[Input, ...] = ()
         if reason is None:
-            found = self._values(cells)
+            found = self._values(cells, index)
             if isinstance(found, str):
                 reason = found
             elif not found:
@@ -100,20 +104,20 @@ class RowBuilder:
             return f"row has {used} cells, header has {self.layout.width}"
         return None
 
-    def _values(self, cells: list[str | None]) -> tuple[Input, ...] | str:
+    def _values(self, cells: list[str | None], index: int = 0) -> tuple[Input, ...] | str:
         native_pos = self.layout.native_pos
         native = cells[native_pos] if native_pos is not None else None
         if native is not None:
             filled = [name for pos, _, _, name in self._inputs if not _empty(cells[pos])]
             if filled:
                 return f"row has both '{NATIVE_COLUMN}' and input column '{filled[0]}'"
-            return native_inputs(native)
+            return native_inputs(native, self.files, index)
         inputs = []
         for pos, input_id, type_, name in self._inputs:
             value = cells[pos]
             if isinstance(value, ErrorValue):
                 return f"column '{name}': {error_text(value)}"
-            checked = _checked(input_id, type_, value, f"column '{name}'")
+            checked = _checked(input_id, type_, value, f"column '{name}'", self.files, index)
             if isinstance(checked, str):
                 return checked
             if checked is not None:
@@ -121,7 +125,9 @@ class RowBuilder:
         return tuple(inputs)
 
 
-def native_inputs(text: str) -> tuple[Input, ...] | str:
+def native_inputs(
+    text: str, files: LocalFiles | None = None, index: int = 0
+) -> tuple[Input, ...] | str:
     """The API's own ``inputs`` list (compact JSON text), checked; empty values left out."""
     items = json.loads(text)
     if not isinstance(items, list):
@@ -142,7 +148,7 @@ def native_inputs(text: str) -> tuple[Input, ...] | str:
         if input_id in seen:
             return f"{where}: input '{input_id}' appears twice"
         seen.add(input_id)
-        checked = _checked(input_id, type_, value, f"{where} ('{input_id}')")
+        checked = _checked(input_id, type_, value, f"{where} ('{input_id}')", files, index)
         if isinstance(checked, str):
             return checked
         if checked is not None:
@@ -150,15 +156,28 @@ def native_inputs(text: str) -> tuple[Input, ...] | str:
     return tuple(inputs)
 
 
-def _checked(input_id: str, type_: str, value: str | None, label: str) -> Input | str | None:
+def _checked(
+    input_id: str,
+    type_: str,
+    value: str | None,
+    label: str,
+    files: LocalFiles | None = None,
+    index: int = 0,
+) -> Input | str | None:
     """One input value: None when empty (the API rejects empty optional inputs, so they are
-    left out), the reason when a URL input holds no http(s) URL, else the Input."""
+    left out), the reason when a URL input holds neither an http(s) URL nor a local file FLORA
+    would take, else the Input (a local file's by its content: see ``Input``)."""
     if value is None or not value.strip():
         return None
     if type_ != "text":
         value = value.strip()
         if not is_http_url(value):
-            return f"{label}: '{_short(value)}' is not an http(s) URL"
+            if files is None:
+                return f"{label}: '{_short(value)}' is not an http(s) URL"
+            found = files.check(value, type_, index)
+            if isinstance(found, str):
+                return f"{label}: {found}"
+            return Input(input_id, type_, FILE_PREFIX + found.sha256, source=value)
     return Input(input_id, type_, value)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..journal import ReportRow
 from ..models import State
+from ..tiers import tier_of
 
 REPORT_COLUMNS = (
     "row_id",
@@ -21,6 +22,7 @@ REPORT_COLUMNS = (
     "charged_cost",
     "cost_status",
     "error_code",
+    "error_tier",
     "error_message",
     "outputs",
     "idempotency_key",
@@ -29,6 +31,7 @@ REPORT_COLUMNS = (
     "started_at",
     "completed_at",
     "downloads",
+    "assets",
 )
 REPORT_STATUSES = (
     "completed",
@@ -38,6 +41,7 @@ REPORT_STATUSES = (
     "rejected",
     "unsubmitted",
     "in_doubt",
+    "sending",  # only while a live process sends the row (`status`, `report` during a run)
 )
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 MANIFEST_PREFIX = "manifest_"
@@ -45,11 +49,14 @@ TIME_COLUMNS = ("created_at", "started_at", "completed_at")
 JSON = json.JSONEncoder(ensure_ascii=False)
 
 
-def report_status(row: ReportRow) -> str:
-    """Journal state -> the report's status vocabulary."""
+def report_status(row: ReportRow, live: bool = False) -> str:
+    """Journal state -> the report's status vocabulary. ``live``: a process is working on the
+    batch now, so a row being sent is ``sending``, not in doubt."""
     if row.state == State.PENDING:
         return "unsubmitted"
     if row.state == State.SENDING:
+        if live and row.error_code != "send_unconfirmed":
+            return "sending"
         return "in_doubt"  # sent, no answer recorded: the server may hold a run
     if row.state == State.SUBMITTED:
         return row.run_status if row.run_status in ("pending", "running") else "pending"
@@ -77,15 +84,17 @@ def output_columns(manifest_columns: Sequence[str]) -> list[str]:
     return names + list(REPORT_COLUMNS)
 
 
-def _record(row: ReportRow) -> dict[str, Any]:
+def _record(row: ReportRow, live: bool) -> dict[str, Any]:
+    status = report_status(row, live)
     return {
         "row_id": row.row_id,
         "technique_id": row.technique_id or None,
-        "status": report_status(row),
+        "status": status,
         "run_id": row.run_id,
         "charged_cost": row.charged_cost,
         "cost_status": cost_status(row),
         "error_code": row.error_code,
+        "error_tier": tier_of(row.error_code, row.error_message) if status == "failed" else None,
         "error_message": row.error_message,
         "outputs": [{"output_id": o.output_id, "type": o.type, "url": o.url} for o in row.outputs],
         "idempotency_key": row.idem_key,
@@ -97,14 +106,20 @@ def _record(row: ReportRow) -> dict[str, Any]:
             {"output_id": d.output_id, "path": d.path, "bytes": d.bytes, "sha256": d.sha256}
             for d in row.downloads
         ],
+        "assets": [
+            {"input_id": a.input_id, "path": a.path, "asset_id": a.asset_id, "url": a.url}
+            for a in row.assets
+        ],
     }
 
 
-def records(rows: Iterable[ReportRow], manifest_columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+def records(
+    rows: Iterable[ReportRow], manifest_columns: Sequence[str], live: bool = False
+) -> Iterator[dict[str, Any]]:
     names = output_columns(manifest_columns)[: len(manifest_columns)]
     for row in rows:
         rec: dict[str, Any] = dict(zip(names, _cells(row.cells, len(names)), strict=True))
-        rec.update(_record(row))
+        rec.update(_record(row, live))
         yield rec
 
 

@@ -30,11 +30,18 @@ _DOWNLOAD_TYPE = pa.list_(
 )  # fmt: skip
 
 
+_ASSET_TYPE = pa.list_(
+    pa.struct([("input_id", pa.string()), ("path", pa.string()), ("asset_id", pa.string()),
+               ("url", pa.string())])
+)  # fmt: skip
+
+
 def _schema(names: Sequence[str], n_manifest: int) -> pa.Schema:
     types: dict[str, pa.DataType] = {
         "charged_cost": pa.float64(),
         "outputs": _OUTPUT_TYPE,
         "downloads": _DOWNLOAD_TYPE,
+        "assets": _ASSET_TYPE,
         "attempt": pa.int32(),
         "created_at": _TS,
         "started_at": _TS,

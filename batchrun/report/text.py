@@ -48,6 +48,7 @@ def _flat(rec: dict[str, Any]) -> dict[str, Any]:
     out = dict(rec)
     out["outputs"] = JSON.encode(rec["outputs"])
     out["downloads"] = JSON.encode(rec["downloads"])
+    out["assets"] = JSON.encode(rec["assets"])
     for col in TIME_COLUMNS:
         out[col] = iso(rec[col])
     return out

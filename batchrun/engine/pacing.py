@@ -1,0 +1,167 @@
+"""When the poller sweeps the run list again: the trade between requests and detection delay.
+
+A sweep is one request (a page of up to 100 runs) and tells about every run in flight at once.
+A run that ends just after a sweep waits for the next one, its slot idle meanwhile: each second
+it waits is a second added to the batch, and each sweep is a request against the account's rate
+limit. Run times vary widely, so sweeps are not timed by a predicted length of run; they follow
+the rate at which runs are finishing, ``n / D`` (``n`` runs in flight, ``D`` the mean run from
+created to completed, learnt from the runs that ended). The sweep rate is
+
+- ``PER_END`` sweeps per run ending (a heavy tail of long runs spends more per row: at most 1.3
+  requests per row with the create, in the bench), when that is more than
+- one sweep per ``FLOOR * D`` (a handful per run: with few runs in flight, a run that ends is
+  seen within a few percent of its length), and never more than
+- one sweep per ``POLITE * D`` (minute-long runs are looked at every few seconds, as FLORA asks,
+  not every few milliseconds).
+
+Once every row is sent, an end frees no slot for another run, and only the last one shortens the
+batch: the floor is then one sweep per ``DRAIN_FLOOR * D``.
+
+Where runs report ``progress``, each run's end is read off the rate at which its progress rises,
+and a sweep goes out once the runs that have ended since the last one have waited, in all, what
+a sweep costs at that rate: ends that bunch up are collected together, and a lone end is seen
+just after it happens. Runs whose progress says nothing yet count at the rate.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..journal import InFlight
+from ..models import Run
+
+PER_END = 0.18
+FLOOR = 0.2
+DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
+POLITE = 0.085
+_FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
+
+
+@dataclass
+class _Seen:
+    first: tuple[float, float]  # (our time, progress) when progress was first above 0
+    last: tuple[float, float]
+    heard: float  # our time of the latest look at the run
+
+    def end(self) -> float | None:
+        """When the run should end, on our clock, if its progress rises steadily."""
+        (t1, p1), (t2, p2) = self.first, self.last
+        if p2 <= p1 or t2 <= t1 or p2 >= 100:
+            return None
+        rate = (p2 - p1) / (t2 - t1)
+        return t2 + (100 - p2) / rate
+
+
+class Pacer:
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.duration: float | None = None  # mean run, learnt
+        self._idle = 0
+        self._seen: dict[str, _Seen] = {}
+        self._last_sweep: float | None = None
+        self.draining = False  # every row is sent: the runs out are the batch's last
+
+    def observe(self, run: Run) -> None:
+        """A run ended: learn its duration."""
+        self._seen.pop(run.run_id, None)
+        if run.completed_at and run.created_at and run.completed_at >= run.created_at:
+            d = run.completed_at - run.created_at
+            self.duration = d if self.duration is None else 0.9 * self.duration + 0.1 * d
+
+    def progress(self, run: Run, now: float) -> None:
+        """A sweep showed an unfinished run's progress at ``now`` (our clock)."""
+        p = run.progress
+        if run.finished or p is None or not 0 < p < 100:
+            return
+        seen = self._seen.get(run.run_id)
+        if seen is None:
+            self._seen[run.run_id] = _Seen((now, p), (now, p), now)
+            return
+        seen.heard = now
+        if p > seen.last[1]:
+            seen.last = (now, p)
+
+    def worth_a_look(self, flight: InFlight, now: float) -> bool:
+        """Whether a run the run list did not show is read on its own now: when its progress
+        says it may have ended, or when nothing has been heard of it for a few intervals."""
+        seen = self._seen.get(flight.run_id)
+        if seen is None or self.duration is None:
+            return True
+        end = seen.end()
+        if end is not None and end <= now:
+            return True
+        return now - seen.heard >= 4 * self.base(1)
+
+    def rate(self, in_flight: int, duration: float | None = None) -> float:
+        """Sweeps a second, by the rules above."""
+        d = duration or self.duration or 1.0
+        floor = DRAIN_FLOOR if self.draining else FLOOR
+        wanted = max(PER_END * in_flight / d, 1 / (floor * d))
+        return min(1 / (POLITE * d), wanted, 1 / self.lo)
+
+    def base(self, in_flight: int, duration: float | None = None) -> float:
+        """The interval between sweeps when nothing tells when runs end."""
+        return min(self.hi, 1 / self.rate(in_flight, duration))
+
+    def next(self, found: bool, flights: Sequence[InFlight], now: float) -> float:
+        """Seconds until the next sweep, just after one at ``now`` that saw ``flights`` still out
+        (``found``: it saw some runs end)."""
+        self._idle = 0 if found else self._idle + 1
+        self._last_sweep = now
+        live = {f.run_id for f in flights}
+        for run_id in [r for r in self._seen if r not in live]:
+            del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
+        ends, unknown, guesses = [], 0, []
+        for f in flights:
+            seen = self._seen.get(f.run_id)
+            end = seen.end() if seen is not None else None
+            if end is None:
+                unknown += 1
+                continue
+            ends.append(max(end, now))  # overdue: ends any moment now
+            if f.sent_at is not None:
+                guesses.append(end - f.sent_at)
+        d = self.duration
+        if d is None and guesses:  # no run has ended yet: what their progress says of them
+            d = statistics.median(guesses)
+        if d is None or not flights:
+            return min(self.hi, _FIRST * 1.5 ** min(self._idle, 12))
+        base = self.base(len(flights), d)
+        if not ends:
+            return base
+        # Each sweep collects k ends on average; the wait they add up to, if evenly spread,
+        # is what the runs ending now may wait in all before the next sweep.
+        ends_rate = len(flights) / d
+        k = ends_rate * base
+        budget = max(k * (k - 1) / 2, 0.05 * k) / ends_rate
+        at = _wait_until(sorted(ends), unknown / d, now, budget)
+        # Progress can mislead (it need not rise evenly): never more than a few intervals.
+        return min(base * 4, max(self.lo, POLITE * d, at - now))
+
+    def backoff(self) -> float:
+        self._idle += 3
+        return min(self.hi, 1.0 * 1.5 ** min(self._idle, 12))
+
+
+def _wait_until(ends: list[float], rate: float, start: float, budget: float) -> float:
+    """The time at which runs ending at ``ends`` (and, beyond those, at ``rate`` a second from
+    ``start``) have waited ``budget`` seconds in all, counted from when each ended."""
+    # Between known ends the total wait grows as (k known ended) * dt + rate * (t - start) * dt.
+    t, spent, k = start, 0.0, 0
+    for end in [*ends, float("inf")]:
+        # Solve spent + k*(x - t) + rate/2*((x-start)^2 - (t-start)^2) = budget for x in [t, end].
+        a, b = rate / 2, k + rate * (t - start)
+        need = budget - spent
+        dx = (
+            (need / b if b > 0 else float("inf"))
+            if a == 0
+            else ((-b + (b * b + 4 * a * need) ** 0.5) / (2 * a))
+        )
+        if t + dx <= end:
+            return t + dx
+        span = end - t
+        spent += k * span + a * ((end - start) ** 2 - (t - start) ** 2)
+        t, k = end, k + 1
+    return t
