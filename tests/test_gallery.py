@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from batchrun.journal import Download, ReportRow
+from batchrun.journal.records import AssetUse
 from batchrun.models import Output
 from batchrun.report import SUFFIXES, check_report_path, write_reports
 from batchrun.report.html import HtmlReport, relative_href, web_url
@@ -277,6 +278,16 @@ def test_thumbnails_are_the_downloaded_files_relative_to_the_page(
     assert found[0].one("a", "full").attrs["href"] == "../files/r0__image.png"
     for src in srcs[:2]:
         assert (page.parent / unquote(src)).resolve().is_file()
+
+
+def test_a_local_photo_sent_as_an_asset_shows_as_its_asset(tmp_path: Path) -> None:
+    url = "https://assets.example/ast_1/sku.png"
+    use = AssetUse("reference", "photos/sku.png", "ab" * 32, "ast_1", url)
+    page = tmp_path / "gallery.html"
+    write_reports([page], [row(0, cells=["r0", "a prompt", "photos/sku.png"], outputs=[],
+                               assets=[use])], COLUMNS)  # fmt: skip
+    (card,) = cards(parse(page))
+    assert card.one("img").attrs["src"] == url
 
 
 def test_every_kind_of_output_and_input_gets_its_element(tmp_path: Path) -> None:

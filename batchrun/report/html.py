@@ -174,6 +174,7 @@ class HtmlReport:
         self.made_at = made_at
         self.totals = Totals()
         self.rows = 0
+        self._assets: dict[str, str] = {}  # this row's local files -> their asset URLs
         self.card = _environment().get_template("card.html.j2").module.card  # type: ignore[attr-defined]
         # Cards wait here until the header can be written; deleted when closed.
         self.spool: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 - closed in close()
@@ -260,6 +261,12 @@ class HtmlReport:
         """The row's manifest cells, typed by their header (``name:imageUrl``) or by the API's
         own list (a JSONL ``inputs`` cell); the id column, which titles the card, is left out."""
         row_id = rec["row_id"]
+        # A local file the row named was sent as a FLORA asset: its URL is the thumbnail.
+        self._assets = {
+            str(a.get("path")): str(a.get("url") or "")
+            for a in rec.get("assets") or ()
+            if isinstance(a, dict)
+        }
         for key, header in self.columns:
             value = rec.get(key)
             if value is None or value == "" or value == row_id:
@@ -278,7 +285,8 @@ class HtmlReport:
 
     def input(self, name: str, kind: str, value: str) -> Item:
         if kind in ("imageUrl", "videoUrl"):
-            href = web_url(value) or relative_href(value, self.page_dir)
+            asset = self._assets.get(value)
+            href = web_url(value) or web_url(asset or "") or relative_href(value, self.page_dir)
             if href is not None:
                 if kind == "imageUrl":
                     return Item("image", name, src=href, href=href)
