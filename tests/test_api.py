@@ -30,3 +30,8 @@ def test_run_batch_returns_the_report(tmp_path: Path) -> None:
 
         assert asyncio.run(in_a_notebook()) == 12
         assert len(emu.store.ledger()["runs"]) == 12
+
+
+def test_options_never_show_the_api_key() -> None:
+    opts = batchrun.RunOptions(Path("m.csv"), api_key="sk-live-secret")
+    assert "sk-live-secret" not in repr(opts) and "sk-live-secret" not in str(opts)

@@ -310,6 +310,24 @@ def test_answers_ride_on_the_next_write_ahead_commit(journal: JournalStore) -> N
     assert journal.counts(B) == {"submitted": 1, "sending": 1}
 
 
+def test_a_failure_seen_twice_is_sent_again_once(journal: JournalStore) -> None:
+    """Two workers' sweeps see the same failed run: the row goes to its next attempt once, and
+    a late look at the old run undoes neither the re-send nor the new attempt's result."""
+    load(journal, [job(0)])
+    journal.mark_sending(B, [("r0", "key-1", b"{}")])
+    journal.record_runs(B, [("r0", Run("X", "running"))])
+    failed = Run("X", "failed", error_code="SERVER_ERROR")
+    journal.record_runs(B, [("r0", failed)], Resends({"r0": 0.0}, 2))  # one worker's sweep
+    journal.mark_sending(B, [("r0", "key-2", b"{}")])  # attempt 2 is sent
+    journal.record_runs(B, [("r0", failed)], Resends({"r0": 0.0}, 2))  # the other's, late
+    (row,) = journal.report_rows(B)
+    assert (row.state, row.attempt, row.idem_key) == ("sending", 2, "key-2")
+    journal.record_runs(B, [("r0", Run("Y", "completed", charged_cost=0.1))])
+    journal.record_runs(B, [("r0", Run("X", "running"))])  # stale news of the first run
+    (row,) = journal.report_rows(B)
+    assert (row.state, row.run_id, row.attempt) == ("completed", "Y", 2)
+
+
 def test_edited_row_runs_again_and_history_keeps_the_old_result(journal: JournalStore) -> None:
     load(journal, [job(0)])
     journal.mark_sending(B, [("r0", "k0", b"{}")])
@@ -406,6 +424,29 @@ def test_a_dead_workers_rows_are_taken_over_and_resent_under_the_same_key(pgj: P
     # Runs in flight need no lease: any worker polls them.
     assert [f.row_id for f in pgj.in_flight(B)] == ["r0"]
     assert [t.row_id for t in pgj.claim_pending(B, "other", 5, 60)] == []
+
+
+def test_downloads_are_claimed_like_sends_and_a_dead_workers_are_taken_over(
+    pgj: PgJournal,
+) -> None:
+    load(pgj, [job(i) for i in range(2)])
+    files = [("r0", "a"), ("r0", "b"), ("r1", "a")]
+    assert pgj.claim_downloads(B, "w1", files, 2, 60) == [("r0", "a"), ("r0", "b")]
+    assert pgj.claim_downloads(B, "w2", files, 5, 60) == [("r1", "a")]  # the rest only
+    assert pgj.claim_downloads(B, "w3", files, 5, 60) == []
+    assert pgj.claim_downloads(B, "w1", files[:1], 5, 60) == [("r0", "a")]  # held: again
+    pgj.renew_leases("w1", 60)
+    assert pgj.claim_downloads(B, "w3", files, 5, 60) == []
+    pgj.renew_leases("w1", 0)  # w1's last heartbeat: its claims run out now
+    assert pgj.claim_downloads(B, "w3", files, 5, 60) == [("r0", "a"), ("r0", "b")]
+    # Given back (a lease of 0): free for the next worker at once. Leaving frees the rest.
+    assert pgj.claim_downloads(B, "w3", [("r0", "b")], 1, 0) == [("r0", "b")]
+    assert pgj.claim_downloads(B, "w4", files, 5, 60) == [("r0", "b")]
+    pgj.release_leases("w2")
+    assert pgj.claim_downloads(B, "w4", files, 5, 60) == [("r0", "b"), ("r1", "a")]
+    # Each fetch is recorded with the host that fetched it.
+    pgj.record_download(B, Download("r1", "a", "https://x/a.png", "out/r1.png", 3, "cd", "h2"))
+    assert pgj.downloads(B)[("r1", "a")].host == "h2"
 
 
 def test_rows_waiting_for_a_tier_resend_are_not_claimed_early(pgj: PgJournal) -> None:

@@ -143,6 +143,53 @@ def test_a_dead_workers_lease_is_taken_over_under_the_same_key_and_body(
         assert j.live_workers() == []  # the worker left cleanly, its leases released
 
 
+def test_workers_share_the_downloads_each_file_fetched_once(
+    tmp_path: Path, pg_url: str, emu: EmulatorProcess
+) -> None:
+    rows = 30
+    manifest = write_csv(tmp_path / "fetched.csv", prompts(rows))
+    common = ["--base-url", emu.base_url, "--journal", pg_url, "--lease-seconds", "2", "-q"]
+    host1, host2 = tmp_path / "host1" / "files", tmp_path / "host2" / "files"
+    run = _start("run", str(manifest), "-t", TECH, "-c", str(CAP), "--download", host1,
+                 "--state-dir", tmp_path / "host1", *common)  # fmt: skip
+    time.sleep(1.0)
+    worker = _start("worker", "--batch", "fetched", "--download", host2,
+                    "--state-dir", tmp_path / "host2", *common)  # fmt: skip
+    for proc in (run, worker):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+
+    with PgJournal.open(pg_url) as j:
+        outputs = {(r, o.output_id) for r, outs in j.outputs_to_download("fetched", ["imageUrl"])
+                   for o in outs}  # fmt: skip
+        recorded = j.downloads("fetched")
+    assert len(outputs) >= rows
+    names = [f.name for d in (host1, host2) if d.exists() for f in d.iterdir()]
+    assert not [n for n in names if n.endswith(".part")]
+    assert len(names) == len(set(names)) == len(outputs), "a file fetched twice, or not at all"
+    assert emu.stats()["media_requests"] == len(outputs)
+    assert set(recorded) == outputs
+    assert all(Path(d.path).exists() and Path(d.path).stat().st_size == d.bytes
+               for d in recorded.values())  # fmt: skip
+
+    # The report from any host lists every download: where it landed, its size and digest.
+    where = tmp_path / "elsewhere" / "report.parquet"
+    report = run_cli("report", "--journal", pg_url, "--batch", "fetched", "--out", str(where))
+    assert report.returncode == 0, report.stderr
+    listed = {(r["id"], d["output_id"]): d for _, r in pd.read_parquet(where).iterrows()
+              for d in r["downloads"]}  # fmt: skip
+    assert set(listed) == outputs
+    assert all(listed[k]["path"] == recorded[k].path and listed[k]["sha256"] == recorded[k].sha256
+               for k in outputs)  # fmt: skip
+
+    # A worker joining later finds every file fetched (by the others, elsewhere): none again.
+    again = run_cli("worker", "--journal", pg_url, "--batch", "fetched", "--download",
+                    str(tmp_path / "host3"), "--state-dir", str(tmp_path / "host3"),
+                    "--base-url", emu.base_url)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert emu.stats()["media_requests"] == len(outputs)
+
+
 def test_sqlite_stays_the_default_and_a_journal_path_is_its_directory(
     tmp_path: Path, emu: EmulatorProcess
 ) -> None:

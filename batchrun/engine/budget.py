@@ -23,14 +23,16 @@ class Budget:
         estimate: float | None,
         charged: float = 0.0,
         open_quotes: Mapping[str, float | None] | None = None,
+        dearest: float | None = None,
     ) -> None:
         """``charged``: final costs recorded so far; ``open_quotes``: rows whose run may still
         charge (sent, running, in doubt, or finished with the cost not reported), with the quote
-        each showed (None: none seen)."""
+        each showed (None: none seen); ``dearest``: the largest cost charged so far (a resumed
+        batch, or another worker's runs, count toward the estimate too)."""
         self.max_cost = max_cost
         self.estimate = estimate
         self.charged = charged
-        self._dearest: float | None = None  # the largest quote or final cost seen
+        self._dearest: float | None = dearest  # the largest quote or final cost seen
         self._drift = 1.0  # the largest final / quote ratio seen
         self._quotes: dict[str, float] = {}
         self._reserves: dict[str, float] = {}

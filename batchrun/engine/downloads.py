@@ -4,6 +4,12 @@ Names are stable (row id and output id), so a rerun finds what it already has; e
 streamed to a temporary name and renamed into place only when whole; what was fetched (path,
 bytes, sha256) is recorded in the journal and lands in the report. Media hosts never see the
 API key: this client has no credentials at all.
+
+With a journal several workers share (PostgreSQL), ``SharedDownloader`` fetches each file once
+across all of them: a worker claims files as it claims rows to send, under a lease its heartbeat
+renews, and fetches only those; a dead worker's claims are taken over once their leases ran out.
+A file lands in the ``--download`` folder of the host that fetched it; the journal records which
+host and path (``report`` from any host lists them).
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -20,7 +27,7 @@ import httpx
 
 from ..api import USER_AGENT
 from ..errors import ApiError, TransportError
-from ..journal import Download, JournalStore
+from ..journal import Download, JournalStore, Leasing
 from .context import Emit, Event
 from .retry import retrying
 
@@ -52,6 +59,8 @@ class DownloadStats:
 
 
 class Downloader:
+    host: str | None = None  # recorded with each file (set where a journal is shared)
+
     def __init__(
         self,
         journal: JournalStore,
@@ -70,33 +79,48 @@ class Downloader:
 
     async def run(self) -> DownloadStats:
         self.dest.mkdir(parents=True, exist_ok=True)
+        wanted = self._wanted(count_skipped=True)
+        if not wanted:
+            return self.stats
+        self.emit(Event("notice", {"message": f"downloading {len(wanted)} files to {self.dest}"}))
+        async with self._client() as http:
+            await self._fetch_all(http, wanted)
+        return self.stats
+
+    def _wanted(self, count_skipped: bool = False) -> list[tuple[str, str, str, str]]:
+        """(row id, output id, type, url) of the files still to fetch."""
         done = self.journal.downloads(self.batch)
         wanted = []
         for row_id, outputs in self.journal.outputs_to_download(self.batch, FILE_TYPES):
             for o in outputs:
-                rec = done.get((row_id, o.output_id))
-                if rec and rec.url == o.url and self._have(rec):
-                    self.stats.skipped += 1
+                if self._done(done.get((row_id, o.output_id)), o.url):
+                    self.stats.skipped += int(count_skipped)
                     continue
                 wanted.append((row_id, o.output_id, o.type, o.url))
-        if not wanted:
-            return self.stats
-        self.emit(Event("notice", {"message": f"downloading {len(wanted)} files to {self.dest}"}))
-        gate = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(
+        return wanted
+
+    def _done(self, rec: Download | None, url: str) -> bool:
+        return rec is not None and rec.url == url and self._have(rec)
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             transport=self.transport,
             follow_redirects=True,
             timeout=httpx.Timeout(60.0, connect=10.0),
             headers={"User-Agent": USER_AGENT},
-        ) as http:
+        )
 
-            async def one(item: tuple[str, str, str, str]) -> None:
-                async with gate:
-                    if not self.give_up():
-                        await self._fetch(http, *item)
+    async def _fetch_all(
+        self, http: httpx.AsyncClient, items: Sequence[tuple[str, str, str, str]]
+    ) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
 
-            await asyncio.gather(*(one(w) for w in wanted))
-        return self.stats
+        async def one(item: tuple[str, str, str, str]) -> None:
+            async with gate:
+                if not self.give_up():
+                    await self._fetch(http, *item)
+
+        await asyncio.gather(*(one(w) for w in items))
 
     def _have(self, rec: Download) -> bool:
         """The file a download recorded is in DIR, whole. The record holds the path as it was
@@ -109,7 +133,7 @@ class Downloader:
 
     async def _fetch(
         self, http: httpx.AsyncClient, row_id: str, output_id: str, kind: str, url: str
-    ) -> None:
+    ) -> bool:
         name = file_name(row_id, output_id, kind, url)
         target = self.dest / name
         part = self.dest / f".{name}.part"
@@ -123,14 +147,15 @@ class Downloader:
             self.emit(
                 Event("notice", {"message": f"download of {row_id}/{output_id} failed: {exc}"})
             )
-            return
+            return False
         os.replace(part, target)
         self.journal.record_download(
-            self.batch, Download(row_id, output_id, url, str(target), size, digest)
+            self.batch, Download(row_id, output_id, url, str(target), size, digest, self.host)
         )
         self.stats.fetched += 1
         self.stats.bytes += size
         self.emit(Event("downloaded", {"row_id": row_id, "output_id": output_id, "bytes": size}))
+        return True
 
     @staticmethod
     async def _stream(http: httpx.AsyncClient, url: str, part: Path) -> tuple[int, str]:
@@ -151,3 +176,94 @@ class Downloader:
                 f"{type(exc).__name__} fetching from {httpx.URL(url).host}"
             ) from None
         return size, sha.hexdigest()
+
+
+class SharedDownloader(Downloader):
+    """``--download`` by one of several workers on a batch in a shared journal.
+
+    Files are claimed (``Leasing.claim_downloads``) under this worker's lease, which the
+    heartbeat of ``LeasedClaims.working`` renews, and fetched only by their claim's holder; a
+    file recorded by any worker is done, wherever it landed, unless it was recorded here, in this
+    very folder, and is missing (then it is fetched again). Runs while the batch is worked on:
+    files of rows completed meanwhile are fetched at once, and the loop ends once ``finished``
+    is set and no file is left to fetch; files other workers hold are waited for, and taken over
+    when their leases run out. A file that failed here is given back for others to try, and not
+    tried here again."""
+
+    wait = 0.5  # seconds between looks while files are held elsewhere or rows still run
+
+    def __init__(
+        self,
+        journal: JournalStore,
+        leasing: Leasing,
+        batch: str,
+        dest: Path,
+        emit: Emit,
+        worker_id: str,
+        lease_seconds: float,
+        concurrency: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__(journal, batch, dest, emit, concurrency, transport, give_up)
+        self.leasing, self.worker_id, self.lease_seconds = leasing, worker_id, lease_seconds
+        self.host = socket.gethostname()
+        self.finished = False  # set once the batch has nothing left to send or poll
+
+    def _done(self, rec: Download | None, url: str) -> bool:
+        if rec is None or rec.url != url:
+            return False
+        here = rec.host == self.host and Path(rec.path).parent == self.dest
+        return not here or self._have(rec)
+
+    async def run(self) -> DownloadStats:
+        self.dest.mkdir(parents=True, exist_ok=True)
+        tried: set[tuple[str, str]] = set()
+        told = False
+        async with self._client() as http:
+            while not self.give_up():
+                last = self.finished  # before looking: a row completing later is looked at again
+                wanted = {(w[0], w[1]): w for w in self._wanted() if (w[0], w[1]) not in tried}
+                if not wanted:
+                    if last:
+                        break
+                    await asyncio.sleep(self.wait)
+                    continue
+                claimed = self.leasing.claim_downloads(
+                    self.batch, self.worker_id, list(wanted), 4 * self.concurrency,
+                    self.lease_seconds,
+                )  # fmt: skip
+                if not claimed:  # held by other workers: theirs, or ours once their leases end
+                    await asyncio.sleep(self.wait)
+                    continue
+                done = self.journal.downloads(self.batch)  # fetched by a claim's last holder
+                todo = []
+                for key in claimed:
+                    w = wanted[key]
+                    if self._done(done.get(key), w[3]):
+                        self.stats.skipped += 1
+                    else:
+                        todo.append(w)
+                tried.update(claimed)
+                if todo and not told:
+                    told = True
+                    self.emit(Event("notice", {"message": f"downloading files to {self.dest} "
+                                                          "(claimed with the other workers)"}))  # fmt: skip
+                fetched = await self._fetch_each(http, todo)
+                failed = [w for w, ok in zip(todo, fetched, strict=True) if not ok]
+                if failed:  # given back: another worker may have better luck
+                    self.leasing.claim_downloads(
+                        self.batch, self.worker_id, [(w[0], w[1]) for w in failed], len(failed), 0
+                    )
+        return self.stats
+
+    async def _fetch_each(
+        self, http: httpx.AsyncClient, items: Sequence[tuple[str, str, str, str]]
+    ) -> list[bool]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(item: tuple[str, str, str, str]) -> bool:
+            async with gate:
+                return not self.give_up() and await self._fetch(http, *item)
+
+        return list(await asyncio.gather(*(one(w) for w in items)))

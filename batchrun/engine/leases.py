@@ -47,6 +47,7 @@ class LocalClaims:
 
     def __init__(self, b: Batch) -> None:
         self.b = b
+        self.skipped: set[str] = set()  # rows this process could not send (files not ready)
 
     def unconfirmed(self) -> list[RowTask]:
         """Rows a previous process announced and never heard back about."""
@@ -145,7 +146,8 @@ class LeasedClaims(LocalClaims):
         others = self.journal.slots_held_by_others(b.name, self.worker_id)
         quotes.update({f"\0slot {i}": None for i in range(others)})
         charged = float(b.journal.stats(b.name)["charged_cost"])
-        b.budget = Budget(b.budget.max_cost, b.budget.estimate, charged, quotes)
+        b.budget = Budget(b.budget.max_cost, b.budget.estimate, charged, quotes,
+                          b.journal.max_cost(b.name))  # fmt: skip
 
     def slots(self, want: int, rows: int) -> int:
         want = min(want, rows)
@@ -185,9 +187,10 @@ class LeasedClaims(LocalClaims):
         (a failed one may be sent again), tier re-sends not due yet."""
         b = self.b
         b.meter.in_flight = self.journal.in_flight_count(b.name)  # others' answers count too
+        waiting = b.journal.pending(b.name, -1, len(self.skipped) + 1)
         return (
             b.meter.in_flight > 0
-            or bool(b.journal.pending(b.name, -1, 1))
+            or any(t.row_id not in self.skipped for t in waiting)
             or b.journal.next_resend(b.name) is not None
         )
 

@@ -214,8 +214,10 @@ class Recovery:
             found = match(windows, unknown)
             if not found:
                 continue
-            b.journal.record_runs(b.name, list(found.items()))
+            failed = [(row_id, run, 0) for row_id, run in found.items() if run.status == "failed"]
+            b.journal.record_runs(b.name, list(found.items()), b.resends_for(failed))
             for row_id, run in found.items():
+                b.settle(row_id, run)
                 if not run.finished:
                     b.meter.take()  # the poller releases it when the run ends
                 b.emit(Event("notice", {"message": f"row {row_id}: found its run {run.run_id} "

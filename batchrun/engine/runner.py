@@ -34,7 +34,7 @@ from ..models import Job, RowProblem, State, Technique
 from ..report import FORMAT_TAG, check_report_path, preload, write_reports
 from .budget import Budget
 from .context import Batch, Emit, Event, Stop, Tuning
-from .leases import DEFAULT_LEASE_SECONDS, claims_for
+from .leases import DEFAULT_LEASE_SECONDS, LeasedClaims, claims_for
 from .limits import InFlightMeter, RateMeter
 from .lock import BatchLock
 from .poller import Poller
@@ -47,7 +47,7 @@ from .uploads import files_current, open_uploads
 if TYPE_CHECKING:
     import httpx
 
-    from .downloads import DownloadStats
+    from .downloads import DownloadStats, SharedDownloader
 
 UNSETTLED = ("unsubmitted", "in_doubt", "pending", "running")
 
@@ -62,7 +62,7 @@ class RunOptions:
     concurrency: int = 8
     rate: float | None = None
     base_url: str = DEFAULT_BASE_URL
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never shown, wherever printed
     max_cost: float | None = None
     retry_failed: bool = False
     retries: int = 2  # tier re-sends of a row whose run failed (0: none)
@@ -392,20 +392,30 @@ async def run_batch_async(
                     b.budget = Budget(
                         opts.max_cost, _estimate(techniques),
                         journal.stats(name)["charged_cost"], journal.open_costs(name),
+                        journal.max_cost(name),
                     )  # fmt: skip
                 b.assets = await open_uploads(b, opts.workspace, opts.manifest.resolve().parent,
                                               opts.upload_concurrency, opts.transport)  # fmt: skip
                 async with b.claims.working():  # several workers: the lease's heartbeat
-                    sent, recovered = await _drive(b, opts.report_paths())
+                    fetcher = _shared_downloader(opts, b)
+                    if fetcher is None:
+                        sent, recovered = await _drive(b, opts.report_paths())
+                    else:  # files are fetched as their rows complete, claimed like sends
+                        (sent, recovered), downloads = await _drive_fetching(b, opts, fetcher)
             else:
                 sent = recovered = 0
-        if opts.download is not None and not stop.stopping:
+        if opts.download is not None and not stop.stopping and downloads is None:
             from .downloads import Downloader  # only when asked: it brings httpx's client
 
-            downloads = await Downloader(
-                journal, name, opts.download, emit, opts.download_concurrency,
-                transport=opts.transport, give_up=lambda: stop.stopping,
-            ).run()  # fmt: skip
+            if (fetcher := _shared_downloader(opts, b)) is not None:
+                fetcher.finished = True
+                async with b.claims.working():
+                    downloads = await fetcher.run()
+            else:
+                downloads = await Downloader(
+                    journal, name, opts.download, emit, opts.download_concurrency,
+                    transport=opts.transport, give_up=lambda: stop.stopping,
+                ).run()  # fmt: skip
         outcome = _outcome(opts, journal, stats, started, stop)
         outcome.sent, outcome.recovered = sent, recovered
         if outcome.counts["in_doubt"]:
@@ -420,6 +430,36 @@ async def run_batch_async(
         if stop.error is not None:
             raise stop.error
         return outcome
+
+
+def _shared_downloader(opts: RunOptions, b: Batch) -> SharedDownloader | None:
+    """``--download`` with a journal several workers share: each file fetched by one of them."""
+    if opts.download is None or not isinstance(b.claims, LeasedClaims):
+        return None
+    from .downloads import SharedDownloader
+
+    c = b.claims
+    return SharedDownloader(
+        b.journal, c.journal, b.name, opts.download, b.emit, c.worker_id, c.lease_seconds,
+        opts.download_concurrency, transport=opts.transport, give_up=lambda: b.stop.stopping,
+    )  # fmt: skip
+
+
+async def _drive_fetching(
+    b: Batch, opts: RunOptions, fetcher: SharedDownloader
+) -> tuple[tuple[int, int], DownloadStats]:
+    """The batch worked on and its files fetched at once; the fetching ends once the batch
+    has nothing left to send or poll and no file is left to fetch."""
+    fetching = asyncio.create_task(fetcher.run())
+    try:
+        result = await _drive(b, opts.report_paths())
+    except BaseException:
+        fetching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetching
+        raise
+    fetcher.finished = True
+    return result, await fetching
 
 
 def located_journal(opts: RunOptions) -> RunOptions:

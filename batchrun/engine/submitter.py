@@ -106,6 +106,9 @@ class Submitter:
                     continue
                 elif (not self._tasks and not self._later and not self.claims.left()
                       and not self._may_resend()):  # fmt: skip
+                    if b.answered:  # a create answered with a failed run: it may send it again
+                        b.record_answered()
+                        continue
                     return
                 else:
                     await self._sleep_until_change(self._next_due())
@@ -143,7 +146,11 @@ class Submitter:
             while pending and len(group) < room:
                 head = pending.popleft()
                 if b.assets is not None and not await b.assets.ready(head):
-                    continue  # its files are not ready assets: not sent now (see uploads)
+                    # Its files are not ready assets: not sent by this process (see uploads),
+                    # nor waited for; the row stays unsubmitted for a rerun.
+                    self.claims.skipped.add(head.row_id)
+                    self._queued.discard(head.row_id)
+                    continue
                 task = self._with_key(head)
                 fresh.append(task)
                 group.append((task, 0))
@@ -210,13 +217,16 @@ class Submitter:
         now = b.wall()
         if b.resends_scheduled or (self._resend_check is not None and self._resend_check <= now):
             b.resends_scheduled = False
-            due = [t for t in self.claims.resends_due(now, _MAX_GROUP)
-                   if t.row_id not in self._queued]  # fmt: skip
+            skipped = self.claims.skipped
+            taken = [t for t in self.claims.resends_due(now, _MAX_GROUP) if t.row_id not in skipped]
+            due = [t for t in taken if t.row_id not in self._queued]
             self._queued.update(t.row_id for t in due)
             pending.extendleft(reversed(due))
             self._resend_check = b.journal.next_resend(b.name)
             if self._resend_check is not None and self._resend_check <= now:
-                self._resend_check = now + 0.05  # taken already, not yet sent: look again soon
+                # Taken already and not yet sent: look again soon. Only rows this process
+                # could not send are due: they are not waited for.
+                self._resend_check = now + 0.05 if taken else None
 
     def _may_resend(self) -> bool:
         """Whether a failed run may still bring a row back: runs out, or re-sends waiting."""

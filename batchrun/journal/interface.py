@@ -3,8 +3,9 @@
 ``JournalStore`` is every method the engine, the CLI and the reports call; the SQLite journal
 (one state directory, one machine) and the PostgreSQL journal (one database, many machines) both
 satisfy it, which mypy checks where ``open_journal`` returns either. ``Leasing`` is what several
-workers on one batch need on top: rows claimed under a lease, and send slots taken under a lock
-that serializes the batch, so a concurrency cap holds across machines.
+workers on one batch need on top: rows (and output files to download) claimed under a lease,
+and send slots taken under a lock that serializes the batch, so a concurrency cap holds across
+machines.
 """
 
 from __future__ import annotations
@@ -176,6 +177,14 @@ class Leasing(Protocol):
         resends: Resends | None = None,
     ) -> list[str]: ...
     def in_flight_count(self, batch: str) -> int: ...
+    def claim_downloads(
+        self,
+        batch: str,
+        worker_id: str,
+        files: Sequence[tuple[str, str]],
+        limit: int,
+        lease_seconds: float,
+    ) -> list[tuple[str, str]]: ...
     def live_workers(self) -> list[tuple[str, str, int, float]]: ...
     def set_limits(
         self,

@@ -61,6 +61,7 @@ class Download:
     path: str
     bytes: int
     sha256: str
+    host: str | None = None  # the host that fetched it (a shared journal records it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class Sending(Store):
         now = self.clock()
         with self._tx(durable=True) as db:
             self._update_runs(db, batch, answered, now)
-            self._schedule_resends(db, batch, resends)
+            self._schedule_resends(db, batch, resends, answered)
             db.executemany(
                 "UPDATE rows SET state = ?, idem_key = ?, body = ?, resend_after = NULL, "
                 "first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?, updated_at = ? "
@@ -83,21 +83,37 @@ class Sending(Store):
         if updates:
             with self._tx(durable=bool(resends and resends.at)) as db:
                 self._update_runs(db, batch, updates, self.clock())
-                self._schedule_resends(db, batch, resends)
+                self._schedule_resends(db, batch, resends, updates)
 
     def _schedule_resends(
-        self, db: sqlite3.Connection, batch: str, resends: Resends | None
+        self,
+        db: sqlite3.Connection,
+        batch: str,
+        resends: Resends | None,
+        updates: Sequence[tuple[str, Run]],
     ) -> None:
+        """Rows whose run (the one just recorded as failed, still the row's own) is sent again."""
         if not resends or not resends.at:
             return
         now, failed = self.clock(), State.FAILED.value
+        runs = {row_id: run.run_id for row_id, run in updates}
         for row_id, at in resends.at.items():
+            guard = (batch, row_id, failed, runs.get(row_id), resends.limit)
+            if (
+                db.execute(
+                    "SELECT 1 FROM rows WHERE batch = ? AND row_id = ? AND state = ? AND run_id = ? "
+                    "AND retries < ?",
+                    guard,
+                ).fetchone()
+                is None
+            ):
+                continue
             self._archive(batch, row_id, "sent again by its error tier")
             db.execute(
                 f"UPDATE rows SET state = ?, attempt = attempt + 1, retries = retries + 1, "
                 f"{_RUN_FIELDS}, resend_after = ?, updated_at = ? "
-                "WHERE batch = ? AND row_id = ? AND state = ? AND retries < ?",
-                (State.PENDING.value, at, now, batch, row_id, failed, resends.limit),
+                "WHERE batch = ? AND row_id = ? AND state = ? AND run_id = ? AND retries < ?",
+                (State.PENDING.value, at, now, *guard),
             )
 
     @staticmethod
@@ -114,8 +130,10 @@ class Sending(Store):
             rows.append(
                 (state, run.run_id, run.status, cost, quote, final, run.error_code,
                  run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
-                 run.completed_at, now, batch, row_id)
+                 run.completed_at, now, batch, row_id, run.run_id, run.run_id)
             )  # fmt: skip
+        # Only news of the row's own run counts: a look at a run of an earlier attempt (another
+        # worker's sweep, an answer that came late) must not undo a re-send or a later result.
         db.executemany(
             "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
             "charged_cost = coalesce(?, charged_cost), quote = coalesce(?, quote), "
@@ -123,7 +141,9 @@ class Sending(Store):
             "error_code = ?, error_message = ?, outputs = coalesce(?, outputs), "
             "created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
             "completed_at = coalesce(?, completed_at), updated_at = ? "
-            "WHERE batch = ? AND row_id = ?",
+            "WHERE batch = ? AND row_id = ? AND (run_id = ? OR (run_id IS NULL AND NOT EXISTS ("
+            "SELECT 1 FROM history h WHERE h.batch = rows.batch AND h.row_id = rows.row_id "
+            "AND h.run_id = ?)))",
             rows,
         )
 

@@ -22,7 +22,7 @@ class PgDownloads(PgReading):
         return {
             (r[0], r[1]): Download(*r)
             for r in self._all(
-                "SELECT row_id, output_id, url, path, bytes, sha256 FROM downloads "
+                "SELECT row_id, output_id, url, path, bytes, sha256, host FROM downloads "
                 "WHERE batch = %s",
                 (batch,),
             )
@@ -32,9 +32,10 @@ class PgDownloads(PgReading):
         self._no_downloads.pop(batch, None)
         with self._tx(batch) as cur:
             cur.execute(
-                "INSERT INTO downloads VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "INSERT INTO downloads (batch, row_id, output_id, url, path, bytes, sha256, "
+                "downloaded_at, host) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (batch, row_id, output_id) DO UPDATE SET url = excluded.url, "
                 "path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256, "
-                "downloaded_at = excluded.downloaded_at",
-                (batch, d.row_id, d.output_id, d.url, d.path, d.bytes, d.sha256, self.clock()),
-            )
+                "downloaded_at = excluded.downloaded_at, host = excluded.host",
+                (batch, d.row_id, d.output_id, d.url, d.path, d.bytes, d.sha256, self.clock(), d.host),
+            )  # fmt: skip

@@ -9,6 +9,8 @@
   them) and slots other workers hold; the slots taken are held until used or released.
 - ``mark_sending_leased``: the write-ahead mark, for the rows whose lease this worker still holds;
   a pending row marked uses up one of its slots.
+- ``claim_downloads``: output files to fetch (``--download``), claimed like rows to send: one
+  worker at a time under a lease, ``FOR UPDATE SKIP LOCKED``, taken over once the lease ran out.
 
 Leases and slots run on the database's clock, so hosts whose clocks differ agree on them.
 """
@@ -75,6 +77,11 @@ class PgLeases(PgSending):
                 args,
             )
             cur.execute(
+                f"UPDATE download_claims SET expires_at = {_LEASE} "
+                "WHERE worker_id = %(worker)s AND expires_at > now()",
+                args,
+            )
+            cur.execute(
                 f"UPDATE rows SET lease_expires = {_LEASE} WHERE lease_owner = %(worker)s "
                 "AND lease_expires > now()",
                 args,
@@ -97,6 +104,11 @@ class PgLeases(PgSending):
             cur.execute("DELETE FROM send_slots WHERE worker_id = %s", (worker_id,))
             cur.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
             cur.execute(
+                "UPDATE download_claims SET worker_id = NULL, expires_at = NULL "
+                "WHERE worker_id = %s",
+                (worker_id,),
+            )
+            cur.execute(
                 "UPDATE rows SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = %s",
                 (worker_id,),
             )
@@ -113,6 +125,46 @@ class PgLeases(PgSending):
                 "ORDER BY started_at, worker_id"
             )
         ]
+
+    def claim_downloads(
+        self,
+        batch: str,
+        worker_id: str,
+        files: Sequence[tuple[str, str]],
+        limit: int,
+        lease_seconds: float,
+    ) -> list[tuple[str, str]]:
+        """Up to ``limit`` of ``files`` ((row id, output id) pairs) for ``worker_id`` to fetch,
+        each under a lease of ``lease_seconds``, as ``claim_pending`` claims rows: files whose
+        claim another worker holds, or is taking this very instant, are skipped; a claim whose
+        lease ran out (its worker died) is taken over; claims ``worker_id`` holds already are
+        returned again. The caller reads the journal's downloads once it holds a claim: a file
+        recorded meanwhile was fetched by the claim's previous holder."""
+        if not files or limit <= 0:
+            return []
+        rows, outs = [f[0] for f in files], [f[1] for f in files]
+        args = {"batch": batch, "worker": worker_id, "lease": lease_seconds, "n": limit,
+                "rows": rows, "outs": outs}  # fmt: skip
+        with self._tx(None) as cur:
+            cur.execute(
+                "INSERT INTO download_claims (batch, row_id, output_id) "
+                "SELECT %(batch)s, f.r, f.o FROM unnest(%(rows)s::text[], %(outs)s::text[]) "
+                "AS f(r, o) ORDER BY 2, 3 ON CONFLICT DO NOTHING",
+                args,
+            )
+            cur.execute(
+                "UPDATE download_claims c SET worker_id = %(worker)s, "
+                f"expires_at = {_LEASE} WHERE (c.batch, c.row_id, c.output_id) IN ("
+                "SELECT d.batch, d.row_id, d.output_id FROM download_claims d "
+                "JOIN unnest(%(rows)s::text[], %(outs)s::text[]) AS f(r, o) "
+                "ON d.row_id = f.r AND d.output_id = f.o WHERE d.batch = %(batch)s "
+                "AND (d.expires_at IS NULL OR d.expires_at <= now() "
+                "OR d.worker_id = %(worker)s) "
+                "ORDER BY d.row_id, d.output_id LIMIT %(n)s FOR UPDATE OF d SKIP LOCKED) "
+                "RETURNING c.row_id, c.output_id",
+                args,
+            )
+            return sorted((str(r[0]), str(r[1])) for r in cur.fetchall())
 
     # -- batch-wide limits -------------------------------------------------------------------
 
@@ -231,7 +283,7 @@ class PgLeases(PgSending):
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
             self._update_runs(cur, batch, answered, now)
-            self._schedule_resends(cur, batch, resends)
+            self._schedule_resends(cur, batch, resends, answered)
             if not sends:
                 return []
             cur.execute(

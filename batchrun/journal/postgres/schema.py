@@ -198,6 +198,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "downloads claimed under leases like sends; the host each file landed on",
+        """
+        ALTER TABLE downloads ADD COLUMN host text;  -- the host whose disk holds the file
+        -- One output file to fetch, claimed by one worker at a time under a lease its heartbeat
+        -- renews; a claim whose lease ran out (its worker died) is taken over.
+        CREATE TABLE download_claims (
+            batch text NOT NULL,
+            row_id text NOT NULL,
+            output_id text NOT NULL,
+            worker_id text,
+            expires_at timestamptz,
+            PRIMARY KEY (batch, row_id, output_id)
+        );
+        CREATE INDEX download_claims_by_worker ON download_claims (worker_id)
+            WHERE worker_id IS NOT NULL;
+        """,
+    ),
 ]
 
 

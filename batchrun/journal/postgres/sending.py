@@ -71,7 +71,7 @@ class PgSending(PgStore):
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
             self._update_runs(cur, batch, answered, now)
-            self._schedule_resends(cur, batch, resends)
+            self._schedule_resends(cur, batch, resends, answered)
             self._mark(cur, batch, sends, now)
         return now
 
@@ -121,17 +121,26 @@ class PgSending(PgStore):
         if updates:
             with self._tx(batch, durable=bool(resends and resends.at)) as cur:
                 self._update_runs(cur, batch, updates, self.clock())
-                self._schedule_resends(cur, batch, resends)
+                self._schedule_resends(cur, batch, resends, updates)
 
-    def _schedule_resends(self, cur: Cursor, batch: str, resends: Resends | None) -> None:
+    def _schedule_resends(
+        self,
+        cur: Cursor,
+        batch: str,
+        resends: Resends | None,
+        updates: Sequence[tuple[str, Run]],
+    ) -> None:
         """Failed rows with tier re-sends left go back to pending under the next attempt, not
-        before their time; the failed attempt goes to history."""
+        before their time; the failed attempt goes to history. Only a row whose own run is the
+        one that failed: two workers seeing the same failure send it again once."""
         if not resends or not resends.at:
             return
+        runs = {row_id: run.run_id for row_id, run in updates}
         ids = sorted(resends.at)
         args = {
             "batch": batch,
             "ids": ids,
+            "runs": [runs.get(r) for r in ids],
             "due": [resends.at[r] for r in ids],
             "failed": State.FAILED.value,
             "limit": resends.limit,
@@ -139,20 +148,22 @@ class PgSending(PgStore):
             "pending": State.PENDING.value,
         }
         cur.execute(
-            "INSERT INTO history SELECT batch, row_id, attempt, digest, state, idem_key, run_id, "
-            "run_status, charged_cost, error_code, error_message, outputs, created_at, "
-            "completed_at, %(now)s, 'sent again by its error tier' FROM rows "
-            "WHERE batch = %(batch)s AND row_id = ANY(%(ids)s) AND state = %(failed)s "
-            "AND retries < %(limit)s AND idem_key IS NOT NULL",
+            "INSERT INTO history SELECT r.batch, r.row_id, r.attempt, r.digest, r.state, "
+            "r.idem_key, r.run_id, r.run_status, r.charged_cost, r.error_code, r.error_message, "
+            "r.outputs, r.created_at, r.completed_at, %(now)s, 'sent again by its error tier' "
+            "FROM rows r JOIN unnest(%(ids)s::text[], %(runs)s::text[]) AS s(row_id, run_id) "
+            "ON r.row_id = s.row_id AND r.run_id = s.run_id WHERE r.batch = %(batch)s "
+            "AND r.state = %(failed)s AND r.retries < %(limit)s AND r.idem_key IS NOT NULL",
             args,
         )
         run_fields = _RUN_FIELDS.replace("resend_after = NULL, ", "")
         cur.execute(
             "UPDATE rows r SET state = %(pending)s, attempt = r.attempt + 1, "
             f"retries = r.retries + 1, {run_fields}, resend_after = s.due, updated_at = %(now)s "
-            "FROM unnest(%(ids)s::text[], %(due)s::double precision[]) AS s(row_id, due) "
+            "FROM unnest(%(ids)s::text[], %(due)s::double precision[], %(runs)s::text[]) "
+            "AS s(row_id, due, run_id) "
             "WHERE r.batch = %(batch)s AND r.row_id = s.row_id AND r.state = %(failed)s "
-            "AND r.retries < %(limit)s",
+            "AND r.run_id = s.run_id AND r.retries < %(limit)s",
             args,
         )
 
@@ -172,8 +183,10 @@ class PgSending(PgStore):
             rows.append(
                 (state, run.run_id, run.status, cost, quote, final, run.error_code,
                  run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
-                 run.completed_at, now, batch, row_id)
+                 run.completed_at, now, batch, row_id, run.run_id, run.run_id)
             )  # fmt: skip
+        # Only news of the row's own run counts: another worker's sweep that saw a run of an
+        # earlier attempt must not undo a re-send or a later result.
         cur.executemany(
             "UPDATE rows SET state = %s, run_id = %s, run_status = %s, "
             "charged_cost = coalesce(%s::double precision, charged_cost), "
@@ -184,7 +197,9 @@ class PgSending(PgStore):
             "started_at = coalesce(%s::double precision, started_at), "
             "completed_at = coalesce(%s::double precision, completed_at), updated_at = %s, "
             "lease_owner = NULL, lease_expires = NULL "
-            "WHERE batch = %s AND row_id = %s",
+            "WHERE batch = %s AND row_id = %s AND (run_id = %s OR (run_id IS NULL AND NOT EXISTS ("
+            "SELECT 1 FROM history h WHERE h.batch = rows.batch AND h.row_id = rows.row_id "
+            "AND h.run_id = %s)))",
             rows,
         )
 
