@@ -238,11 +238,16 @@ def manifest_fingerprint(opts: RunOptions) -> str:
     return "v1:" + digest.hexdigest()
 
 
-async def _preflight(b: Batch, techniques: Sequence[str]) -> dict[str, Technique | None]:
+async def _preflight(
+    b: Batch, techniques: Sequence[str], known: Mapping[str, Technique] | None = None
+) -> dict[str, Technique | None]:
     """Ask about each technique once: a refused key stops everything before any run is sent.
-    Servers without the technique endpoint are fine; the creates will tell."""
+    Servers without the technique endpoint are fine; the creates will tell. ``known``: those
+    asked about already while the columns were settled, not asked again."""
+    known = known or {}
     try:
-        return await fetch_techniques(b.client, techniques)
+        found = await fetch_techniques(b.client, [t for t in techniques if t not in known])
+        return {t: known[t] if t in known else found.get(t) for t in techniques}
     except TransportError as exc:
         raise ConfigError(f"cannot reach the API at {b.client.base_url}: {exc}") from None
 
@@ -334,6 +339,7 @@ async def run_batch_async(
     check_options(opts)
     opts = located_journal(opts)
     name = opts.batch_name
+    asked: dict[str, Technique] = {}  # techniques asked about while settling the columns
     with _holding(opts), open_journal(opts.journal, opts.state_dir) as journal:
         if opts.join:  # `batchrun worker`: loaded by `run`, maybe on another host
             stats = joined(journal, name)
@@ -342,6 +348,9 @@ async def run_batch_async(
             if not loaded_before(opts, journal, fingerprint):
                 settled = await settle_columns(opts)  # a 404 technique stops here, nothing read
                 opts = settled.options
+                if settled.technique is not None:
+                    asked[settled.technique.technique_id] = settled.technique
+                    asked[opts.technique or ""] = settled.technique
                 for message in settled.notices:
                     emit(Event("notice", {"message": message}))
             stats = load_manifest(opts, journal, fingerprint)
@@ -387,7 +396,7 @@ async def run_batch_async(
                 for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
             ) or journal.cost_unsettled(name)
             if work:
-                techniques = await _preflight(b, journal.techniques(name, State.PENDING))
+                techniques = await _preflight(b, journal.techniques(name, State.PENDING), asked)
                 if opts.max_cost is not None:
                     b.budget = Budget(
                         opts.max_cost, _estimate(techniques),
