@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..models import Output
 from .assets import row_assets
 from .base import Store
-from .records import Download, ReportRow
+from .records import Download, ReportRow, report_row
 
 
 class Reading(Store):
@@ -35,12 +33,7 @@ class Reading(Store):
             files = self._downloads_for(batch, [r[1] for r in page])
             used = row_assets(self._db, batch, [(r[1], r[6]) for r in page])
             for r in page:
-                yield ReportRow(
-                    r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
-                    bool(r[10]), r[11], r[12],
-                    [Output(*o) for o in json.loads(r[13])] if r[13] else [],
-                    r[14], r[15], r[16], files.get(r[1], []), used.get(r[1], []),
-                )  # fmt: skip
+                yield report_row(r, files, used)
             last = page[-1][0]
 
     def _downloads_for(self, batch: str, row_ids: list[str]) -> dict[str, list[Download]]:

@@ -6,9 +6,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..keys import canonical_json
-from ..models import Input, Output, RowProblem
+from ..models import Input, Output, RowProblem, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +171,32 @@ class AssetUse:
     sha256: str
     asset_id: str
     url: str
+
+
+def report_row(
+    r: Sequence[Any], files: dict[str, list[Download]], used: dict[str, list[AssetUse]]
+) -> ReportRow:
+    """A row of the report query (idx, row_id, technique_id, cells, state, attempt, idem_key,
+    run_id, run_status, charged_cost, cost_final, error_code, error_message, outputs, created_at,
+    started_at, completed_at), whichever back end read it."""
+    return ReportRow(
+        r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
+        bool(r[10]), r[11], r[12],
+        [Output(*o) for o in json.loads(r[13])] if r[13] else [],
+        r[14], r[15], r[16], files.get(r[1], []), used.get(r[1], []),
+    )  # fmt: skip
+
+
+def run_update(row_id: str, run: Run, now: float, batch: str) -> tuple[Any, ...]:
+    """What recording a run writes to its row, in the order both back ends' UPDATE takes:
+    state, run_id, run_status, cost, quote, cost_final, error_code, error_message, outputs,
+    created_at, started_at, completed_at, updated_at, batch, row_id, and the run id twice more
+    (the guard: only news of the row's own run counts)."""
+    state = run.status if run.finished else "submitted"
+    # A failed run that reports no cost was not charged; only completed ones wait for it.
+    final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
+    # What an unfinished run shows as charged_cost is a quote: the final cost can differ.
+    cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
+    return (state, run.run_id, run.status, cost, quote, final, run.error_code, run.error_message,
+            _outputs_json(run.outputs), run.created_at, run.started_at, run.completed_at, now,
+            batch, row_id, run.run_id, run.run_id)  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..models import Run, State
 from .base import _BY_STATE, _RUN_FIELDS, Store
-from .records import Resends, RowTask, _inputs_from, _outputs_json
+from .records import Resends, RowTask, _inputs_from, run_update
 
 
 class Sending(Store):
@@ -120,18 +120,7 @@ class Sending(Store):
     def _update_runs(
         db: sqlite3.Connection, batch: str, updates: Sequence[tuple[str, Run]], now: float
     ) -> None:
-        rows = []
-        for row_id, run in updates:
-            state = run.status if run.finished else State.SUBMITTED.value
-            # A failed run that reports no cost was not charged; only completed ones wait for it.
-            final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
-            # What an unfinished run shows as charged_cost is a quote: the final cost can differ.
-            cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
-            rows.append(
-                (state, run.run_id, run.status, cost, quote, final, run.error_code,
-                 run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
-                 run.completed_at, now, batch, row_id, run.run_id, run.run_id)
-            )  # fmt: skip
+        rows = [run_update(row_id, run, now, batch) for row_id, run in updates]
         # Only news of the row's own run counts: a look at a run of an earlier attempt (another
         # worker's sweep, an answer that came late) must not undo a re-send or a later result.
         db.executemany(

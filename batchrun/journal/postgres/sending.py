@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...models import Run, State
-from ..records import Resends, RowTask, _inputs_from, _outputs_json
+from ..records import Resends, RowTask, _inputs_from, run_update
 from .base import _RUN_FIELDS, Cursor, PgStore
 
 _TASK_COLS = "row_id, idx, technique_id, inputs, attempt, idem_key, body, first_sent_at"
@@ -173,18 +173,8 @@ class PgSending(PgStore):
     ) -> None:
         if not updates:
             return
-        rows = []
-        for row_id, run in sorted(updates, key=lambda u: u[0]):
-            state = run.status if run.finished else State.SUBMITTED.value
-            # A failed run that reports no cost was not charged; only completed ones wait for it.
-            final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
-            # What an unfinished run shows as charged_cost is a quote: the final cost can differ.
-            cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
-            rows.append(
-                (state, run.run_id, run.status, cost, quote, final, run.error_code,
-                 run.error_message, _outputs_json(run.outputs), run.created_at, run.started_at,
-                 run.completed_at, now, batch, row_id, run.run_id, run.run_id)
-            )  # fmt: skip
+        # In row order: two workers updating the same rows take their locks in one order.
+        rows = [run_update(r, run, now, batch) for r, run in sorted(updates, key=lambda u: u[0])]
         # Only news of the row's own run counts: another worker's sweep that saw a run of an
         # earlier attempt must not undo a re-send or a later result.
         cur.executemany(
