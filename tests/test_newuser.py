@@ -189,6 +189,11 @@ def test_status_calls_rows_being_sent_sending_while_their_process_lives(tmp_path
             text = run_cli("status", "--state-dir", str(state)).stdout
             assert "sending 3, unsubmitted 3" in text and f"running now (pid {proc.pid}" in text
             assert "in doubt" not in text
+            # `report` says the same of those rows while their process lives.
+            live = run_cli("report", "--state-dir", str(state), "--out", str(tmp_path / "l.csv"))
+            assert live.returncode == 0, live.stderr
+            statuses = pd.read_csv(tmp_path / "l.csv")["status"].value_counts().to_dict()
+            assert statuses == {"sending": 3, "unsubmitted": 3}, statuses
             # The process dies mid-send: nobody sends those rows any more.
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -200,6 +205,10 @@ def test_status_calls_rows_being_sent_sending_while_their_process_lives(tmp_path
     assert s["states"] == {"in_doubt": 3, "unsubmitted": 3}, s
     assert s["running_now"] is None and len(s["in_doubt"]) == 3  # type: ignore[arg-type]
     assert "3 rows in doubt" in run_cli("status", "--state-dir", str(state)).stdout
+    dead = run_cli("report", "--state-dir", str(state), "--out", str(tmp_path / "d.csv"))
+    assert dead.returncode == 0, dead.stderr
+    statuses = pd.read_csv(tmp_path / "d.csv")["status"].value_counts().to_dict()
+    assert statuses == {"in_doubt": 3, "unsubmitted": 3}, statuses
 
 
 def test_status_speaks_the_reports_words(emulator: EmulatorProcess, tmp_path: Path) -> None:
