@@ -60,7 +60,6 @@ class Pacer:
         self.duration: float | None = None  # mean run, learnt
         self._idle = 0
         self._seen: dict[str, _Seen] = {}
-        self._last_sweep: float | None = None
         self.draining = False  # every row is sent: the runs out are the batch's last
 
     def observe(self, run: Run) -> None:
@@ -109,7 +108,6 @@ class Pacer:
         """Seconds until the next sweep, just after one at ``now`` that saw ``flights`` still out
         (``found``: it saw some runs end)."""
         self._idle = 0 if found else self._idle + 1
-        self._last_sweep = now
         live = {f.run_id for f in flights}
         for run_id in [r for r in self._seen if r not in live]:
             del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
