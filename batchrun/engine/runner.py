@@ -340,57 +340,62 @@ async def run_batch_async(
     opts = located_journal(opts)
     name = opts.batch_name
     asked: dict[str, Technique] = {}  # techniques asked about while settling the columns
-    with _holding(opts), open_journal(opts.journal, opts.state_dir) as journal:
-        if opts.join:  # `batchrun worker`: loaded by `run`, maybe on another host
-            stats = joined(journal, name)
-        else:
-            fingerprint = manifest_fingerprint(opts)
-            if not loaded_before(opts, journal, fingerprint):
-                settled = await settle_columns(opts)  # a 404 technique stops here, nothing read
-                opts = settled.options
-                if settled.technique is not None:
-                    asked[settled.technique.technique_id] = settled.technique
-                    asked[opts.technique or ""] = settled.technique
-                for message in settled.notices:
-                    emit(Event("notice", {"message": message}))
-            stats = load_manifest(opts, journal, fingerprint)
-        if opts.retry_failed:
-            n = journal.retry_failed(name)
-            emit(Event("notice", {"message": f"--retry-failed: {n} failed rows will run again"}))
-        if opts.resend_in_doubt:
-            n = journal.resend_in_doubt(name)
-            emit(Event("notice", {"message": f"--resend-in-doubt: {n} rows will be sent again"}))
-        counts = journal.counts(name)
-        emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
-        if counts.get(State.IN_DOUBT.value) and (elsewhere := elsewhere_rows(journal, name)):
-            emit(Event("notice", {"message": "\n".join(elsewhere_advice(len(elsewhere)))}))
-        stop = stop or Stop()
-        downloads = None
-        client = FloraClient(
-            opts.base_url,
-            opts.api_key,
-            # httpx walks every pooled connection on each request: a pool sized for what is
-            # sent at once (a create takes milliseconds), not for the runs in flight.
-            max_connections=min(opts.concurrency, 16) + opts.tuning.poll_concurrency,
-            transport=opts.transport,
-        )
-        meter = InFlightMeter(opts.concurrency)
-        meter.take(counts.get(State.SUBMITTED.value, 0))
-        b = Batch(
-            name=name,
-            journal=journal,
-            client=client,
-            meter=meter,
-            rate=RateMeter(opts.rate),
-            emit=emit,
-            stop=stop,
-            tuning=opts.tuning,
-            callback_url=opts.callback_url,
-            resend=ResendPolicy(opts.retries, opts.retry_backoff) if opts.retries > 0 else None,
-        )
-        b.claims = claims_for(b, journal, opts.concurrency, opts.rate, opts.max_cost,
-                              opts.lease_seconds)  # fmt: skip
-        async with client:
+    # One client for the whole batch, from the first question about the technique on.
+    client = FloraClient(
+        opts.base_url,
+        opts.api_key,
+        # httpx walks every pooled connection on each request: a pool sized for what is sent at
+        # once (a create takes milliseconds), not for the runs in flight.
+        max_connections=min(opts.concurrency, 16) + opts.tuning.poll_concurrency,
+        transport=opts.transport,
+    )
+    async with client:
+        with _holding(opts), open_journal(opts.journal, opts.state_dir) as journal:
+            if opts.join:  # `batchrun worker`: loaded by `run`, maybe on another host
+                stats = joined(journal, name)
+            else:
+                fingerprint = manifest_fingerprint(opts)
+                if not loaded_before(opts, journal, fingerprint):
+                    settled = await settle_columns(opts, client)  # a 404 technique: stop here
+                    opts = settled.options
+                    if settled.technique is not None:
+                        asked[settled.technique.technique_id] = settled.technique
+                        asked[opts.technique or ""] = settled.technique
+                    for message in settled.notices:
+                        emit(Event("notice", {"message": message}))
+                stats = load_manifest(opts, journal, fingerprint)
+            if opts.retry_failed:
+                n = journal.retry_failed(name)
+                emit(
+                    Event("notice", {"message": f"--retry-failed: {n} failed rows will run again"})
+                )
+            if opts.resend_in_doubt:
+                n = journal.resend_in_doubt(name)
+                emit(
+                    Event("notice", {"message": f"--resend-in-doubt: {n} rows will be sent again"})
+                )
+            counts = journal.counts(name)
+            emit(Event("loaded", {"rows": stats.rows, "counts": counts, "sync": stats}))
+            if counts.get(State.IN_DOUBT.value) and (elsewhere := elsewhere_rows(journal, name)):
+                emit(Event("notice", {"message": "\n".join(elsewhere_advice(len(elsewhere)))}))
+            stop = stop or Stop()
+            downloads = None
+            meter = InFlightMeter(opts.concurrency)
+            meter.take(counts.get(State.SUBMITTED.value, 0))
+            b = Batch(
+                name=name,
+                journal=journal,
+                client=client,
+                meter=meter,
+                rate=RateMeter(opts.rate),
+                emit=emit,
+                stop=stop,
+                tuning=opts.tuning,
+                callback_url=opts.callback_url,
+                resend=ResendPolicy(opts.retries, opts.retry_backoff) if opts.retries > 0 else None,
+            )
+            b.claims = claims_for(b, journal, opts.concurrency, opts.rate, opts.max_cost,
+                                  opts.lease_seconds)  # fmt: skip
             work = any(
                 counts.get(s.value, 0)
                 for s in (State.PENDING, State.SENDING, State.SUBMITTED, State.IN_DOUBT)
@@ -413,32 +418,32 @@ async def run_batch_async(
                         (sent, recovered), downloads = await _drive_fetching(b, opts, fetcher)
             else:
                 sent = recovered = 0
-        if opts.download is not None and not stop.stopping and downloads is None:
-            from .downloads import Downloader  # only when asked: it brings httpx's client
+            if opts.download is not None and not stop.stopping and downloads is None:
+                from .downloads import Downloader  # only when asked: it brings httpx's client
 
-            if (fetcher := _shared_downloader(opts, b)) is not None:
-                fetcher.finished = True
-                async with b.claims.working():
-                    downloads = await fetcher.run()
-            else:
-                downloads = await Downloader(
-                    journal, name, opts.download, emit, opts.download_concurrency,
-                    transport=opts.transport, give_up=lambda: stop.stopping,
-                ).run()  # fmt: skip
-        outcome = _outcome(opts, journal, stats, started, stop)
-        outcome.sent, outcome.recovered = sent, recovered
-        if outcome.counts["in_doubt"]:
-            outcome.sent_elsewhere = len(elsewhere_rows(journal, name))
-        if outcome.counts["rejected"]:
-            outcome.rejected = [p.reason for p in stats.problems[:5]] or [
-                r.error_message or r.row_id for r in journal.rows_in(name, [State.REJECTED])[:5]
-            ]
-        outcome.downloads = downloads
-        if downloads is not None and downloads.failed:
-            outcome.exit_code = EXIT_RESUMABLE  # a rerun fetches what is missing
-        if stop.error is not None:
-            raise stop.error
-        return outcome
+                if (fetcher := _shared_downloader(opts, b)) is not None:
+                    fetcher.finished = True
+                    async with b.claims.working():
+                        downloads = await fetcher.run()
+                else:
+                    downloads = await Downloader(
+                        journal, name, opts.download, emit, opts.download_concurrency,
+                        transport=opts.transport, give_up=lambda: stop.stopping,
+                    ).run()  # fmt: skip
+            outcome = _outcome(opts, journal, stats, started, stop)
+            outcome.sent, outcome.recovered = sent, recovered
+            if outcome.counts["in_doubt"]:
+                outcome.sent_elsewhere = len(elsewhere_rows(journal, name))
+            if outcome.counts["rejected"]:
+                outcome.rejected = [p.reason for p in stats.problems[:5]] or [
+                    r.error_message or r.row_id for r in journal.rows_in(name, [State.REJECTED])[:5]
+                ]
+            outcome.downloads = downloads
+            if downloads is not None and downloads.failed:
+                outcome.exit_code = EXIT_RESUMABLE  # a rerun fetches what is missing
+            if stop.error is not None:
+                raise stop.error
+            return outcome
 
 
 def _shared_downloader(opts: RunOptions, b: Batch) -> SharedDownloader | None:

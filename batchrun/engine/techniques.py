@@ -116,7 +116,9 @@ class Settled:
     unreachable: str | None = None  # why the API could not be asked (strict=False only)
 
 
-async def settle_columns(opts: RunOptions, ask: bool = True, strict: bool = True) -> Settled:
+async def settle_columns(
+    opts: RunOptions, client: FloraClient | None = None, ask: bool = True, strict: bool = True
+) -> Settled:
     """Decide which columns are inputs before the manifest is read, and check --technique.
 
     - A bare ``--input COLUMN`` (``named_inputs``) names the inputs: every other column goes to
@@ -143,14 +145,13 @@ async def settle_columns(opts: RunOptions, ask: bool = True, strict: bool = True
             )
     technique = (opts.technique or "").strip()
     if ask and technique and TECHNIQUE_COLUMN not in columns:
-        async with FloraClient(opts.base_url, opts.api_key, transport=opts.transport) as client:
-            try:
-                found = await fetch_techniques(client, [technique])
-            except TransportError as exc:
-                if strict:
-                    raise ConfigError(f"cannot reach the API at {client.base_url}: {exc}") from None
-                settled.unreachable = str(exc)
-                found = {}
+        try:
+            found = await _ask(opts, client, technique)
+        except TransportError as exc:
+            if strict:
+                raise ConfigError(f"cannot reach the API at {opts.base_url}: {exc}") from None
+            settled.unreachable = str(exc)
+            found = {}
         tech = settled.technique = found.get(technique)
         if tech is not None and tech.inputs:
             declared = {i.id for i in tech.inputs}
@@ -170,6 +171,16 @@ async def settle_columns(opts: RunOptions, ask: bool = True, strict: bool = True
     settled.passed = passed
     settled.options = dataclasses.replace(opts, auto_pass_through=frozenset(passed))
     return settled
+
+
+async def _ask(
+    opts: RunOptions, client: FloraClient | None, technique: str
+) -> dict[str, Technique | None]:
+    """The technique, through the batch's client or, without one (a plan), a client of its own."""
+    if client is not None:
+        return await fetch_techniques(client, [technique])
+    async with FloraClient(opts.base_url, opts.api_key, transport=opts.transport) as own:
+        return await fetch_techniques(own, [technique])
 
 
 def _mapped_ids(
