@@ -107,6 +107,7 @@ class Batch:
     # Set when something the submitter may be waiting for changed: a slot freed, a re-send due.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     drained: bool = False  # the submitter has nothing left to send for now
+    first_drained: asyncio.Event = field(default_factory=asyncio.Event)  # drained, once
     resends_scheduled: bool = False  # rows went back to pending by their tier since the last look
     # Which rows this process may send and how many at once (None: all of them, its meters):
     # with a journal shared by several workers, rows are leased and limits batch-wide.

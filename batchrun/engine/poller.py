@@ -1,14 +1,13 @@
 """The poller: moves in-flight runs to their final state and reads late costs.
 
 One list request (``GET /technique-runs``, newest first, 100 a page) reports on many runs at once;
-runs the list did not cover are read one by one. Sweeps are paced by how fast runs are finishing
-(``pacing``). A failed run whose error tier calls for it sends its row again (``resend``).
+older runs due a look are read with the next page (or one by one, when the list cannot page).
+Sweeps are paced by how fast runs are finishing (``pacing``). A failed run whose error tier calls for it sends its row again (``resend``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -26,9 +25,9 @@ T = TypeVar("T")
 
 
 class Poller:
-    def __init__(self, batch: Batch, finished_sending: Callable[[], bool]) -> None:
+    def __init__(self, batch: Batch, all_sent: asyncio.Event) -> None:
         self.b = batch
-        self.finished_sending = finished_sending
+        self.all_sent = all_sent  # nothing is left to send: the runs out are the last
         self.pacer = Pacer(batch.tuning.poll_min, batch.tuning.poll_max)
         self._list_works: dict[str, bool] = {}
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
@@ -41,7 +40,7 @@ class Poller:
             b.record_answered()
             flights = b.journal.in_flight(b.name)
             costs = self._costs_due()
-            if not flights and costs is None and self.finished_sending():
+            if not flights and costs is None and self.all_sent.is_set():
                 return
             try:
                 done = await self._sweep(flights) if flights else set()
@@ -50,20 +49,32 @@ class Poller:
                 left = [f for f in flights if f.row_id not in done]
                 # No run in flight: look again soon for what the submitter sends or a cost due.
                 self.pacer.draining = b.drained
-                delay = self.pacer.next(bool(done), left, b.wall()) if flights else _IDLE
+                delay = self.pacer.next(bool(done), left, b.wall()) if left else _IDLE
             except (ApiError, TransportError) as exc:
                 delay = self.pacer.backoff()
                 if isinstance(exc, ApiError) and exc.status == 429:
                     delay = max(delay, exc.retry_after or 0)  # polls slow down; sends decide alone
                 b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
             self._tell_waiting(flights)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(b.stop.event.wait(), delay)
+            await self._wait(delay, wake_when_sent=not left)
+
+    async def _wait(self, delay: float, wake_when_sent: bool) -> None:
+        """Until the next sweep, a stop, or (no run being out) the news that nothing is left to
+        send: the last runs just ended, and the batch goes on to its report at once."""
+        events = [self.b.stop.event]
+        if wake_when_sent and not self.all_sent.is_set():
+            events.append(self.all_sent)
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _tell_waiting(self, flights: Sequence[InFlight]) -> None:
         """Once everything is sent, the wait for the last runs is said, not silent."""
         now = self.b.mono()
-        if not flights or not self.finished_sending() or now - self._told < 30:
+        if not flights or not self.all_sent.is_set() or now - self._told < 30:
             return
         self._told = now
         sent = [f.sent_at for f in flights if f.sent_at]
@@ -79,20 +90,41 @@ class Poller:
         for f in flights:
             by_technique[f.technique_id][f.run_id] = f
         seen: dict[str, Run] = {}
+        more: dict[str, str] = {}  # technique -> the cursor of the page after those read
         for technique, wanted in by_technique.items():
             if self._list_works.get(technique, True):
-                seen.update(await self._list_cover(technique, wanted))
-        # Runs older than the pages read are read one by one, when their progress says they
-        # may have ended or they have not been looked at for a while.
+                found, cursor = await self._list_cover(technique, wanted)
+                seen.update(found)
+                if cursor:
+                    more[technique] = cursor
+        # Runs older than the pages read are looked at when their progress says they may have
+        # ended or they have not been looked at for a while: with the next page, which usually
+        # holds them all (one request, as one read on its own would be), then one by one.
         now = self.b.wall()
-        unseen = [f for f in flights if f.run_id not in seen and self.pacer.worth_a_look(f, now)]
-        for run in await asyncio.gather(*(self._get(f) for f in unseen)):
+        due = [f for f in flights if f.run_id not in seen and self.pacer.worth_a_look(f, now)]
+        for technique, cursor in more.items():
+            ids = {f.run_id for f in due if f.technique_id == technique}
+            if ids:
+                try:
+                    page = await self._call(
+                        self.b.client.list_runs, technique, cursor, _PAGE, None, ids
+                    )
+                except ApiError as exc:
+                    if is_retryable(exc):
+                        raise
+                    continue  # a cursor this server will not take: one by one, then
+                seen.update((r.run_id, r) for r in page.runs if r.run_id in ids)
+        due = [f for f in due if f.run_id not in seen]
+        for run in await asyncio.gather(*(self._get(f) for f in due)):
             if run is not None:
                 seen[run.run_id] = run
         return self._record(flights, seen)
 
-    async def _list_cover(self, technique: str, wanted: dict[str, InFlight]) -> dict[str, Run]:
-        """Page the run history until it has covered every wanted run (or passed the oldest)."""
+    async def _list_cover(
+        self, technique: str, wanted: dict[str, InFlight]
+    ) -> tuple[dict[str, Run], str | None]:
+        """Page the run history until it has covered every wanted run (or passed the oldest).
+        Returns the runs found and the cursor of the next page, if there is one."""
         oldest = min((f.created_at for f in wanted.values() if f.created_at), default=None)
         found: dict[str, Run] = {}
         cursor = None
@@ -112,17 +144,17 @@ class Poller:
                 self._list_works[technique] = False
                 self.b.emit(Event("notice", {"message": f"run list unavailable ({exc}); "
                                              "polling runs one by one"}))  # fmt: skip
-                return found
+                return found, None
             for run in page.runs:
                 if run.run_id in wanted:
                     found[run.run_id] = run
             last = page.last_created_at
-            if len(found) == len(wanted) or not page.next_cursor:
+            cursor = page.next_cursor
+            if len(found) == len(wanted) or not cursor:
                 break
             if oldest is not None and last is not None and last < oldest - 1:
-                break
-            cursor = page.next_cursor
-        return found
+                return found, None  # past the oldest run wanted: no further page has it
+        return found, cursor
 
     async def _get(self, flight: InFlight) -> Run | None:
         async with self._gate:

@@ -260,17 +260,18 @@ def _estimate(techniques: Mapping[str, Technique | None]) -> float | None:
 async def _drive(b: Batch, reports: Sequence[Path] = ()) -> tuple[int, int]:
     submitter = Submitter(b)
     recovery = Recovery(b, submitter.finished)
-    poller = Poller(b, lambda: submitter.done and recovery_done.is_set())
-    recovery_done = asyncio.Event()
+    all_sent = asyncio.Event()
+    poller = Poller(b, all_sent)
 
     async def recover() -> None:
         try:
             await recovery.run()
         finally:
-            recovery_done.set()
+            await submitter.finished.wait()
+            all_sent.set()
 
     async def last_runs() -> None:
-        await submitter.finished.wait()
+        await b.first_drained.wait()
         preload(reports)
 
     tasks = [

@@ -100,6 +100,8 @@ class Submitter:
                     self._resume(task)
                 pending.extend(rows)
                 b.drained = not pending and not self._ready  # the pacer's cue: last runs out
+                if b.drained:
+                    b.first_drained.set()
                 if pending:
                     after = pending[-1].idx
                 elif self._ready:
