@@ -71,3 +71,50 @@ def test_progress_that_does_not_rise_predicts_nothing() -> None:
     pacer.progress(Run("run-a", "running", progress=40), 0.0)
     pacer.progress(Run("run-a", "running", progress=40), 0.5)
     assert pacer.next(False, [flight("a")], now=0.5) == pacer.base(1)
+
+
+def test_once_every_row_is_sent_one_sweep_goes_out_just_after_the_last_end() -> None:
+    pacer = learnt(2.0)
+    pacer.draining = True
+    flights = [flight(str(i)) for i in range(5)]
+    for i in range(5):  # 10 % a second from 40 %: each ends 6 s after t = 0, minus i * 0.1 s
+        pacer.progress(Run(f"run-{i}", "running", progress=40 + i), 0.0)
+        pacer.progress(Run(f"run-{i}", "running", progress=50 + i), 1.0)
+    # The last ends at t = 6.0: the base interval (a floor's sweep) comes first, as later ends
+    # only matter for runs that fail; a sweep due after the last end waits no longer than it.
+    assert pacer.next(False, flights, now=1.0) == pacer.base(5)
+    wait = pacer.next(False, flights, now=5.5)
+    assert 0.5 < wait <= 0.5 + 0.05
+
+
+def test_a_prediction_refuted_twice_says_nothing() -> None:
+    pacer = learnt(2.0)
+    pacer.progress(Run("run-a", "running", progress=10), 0.0)
+    pacer.progress(Run("run-a", "running", progress=50), 0.4)  # ends at t = 0.9, it says
+    pacer.progress(Run("run-a", "running", progress=50), 1.0)  # seen running past it
+    first = pacer.next(False, [flight("a")], now=1.0)
+    assert first < pacer.base(1)  # late, perhaps: looked at again soon
+    pacer.progress(Run("run-a", "running", progress=50), 1.0 + first)  # still running, no news
+    assert pacer.next(False, [flight("a")], now=1.0 + first) == pacer.base(1)
+
+
+def test_a_run_beyond_the_list_is_read_when_its_progress_says_it_has_ended() -> None:
+    pacer = learnt(2.0)
+    pacer.progress(Run("run-a", "running", progress=10), 0.0)
+    pacer.progress(Run("run-a", "running", progress=80), 7.0)  # 10 % a second: ends at t = 9
+    assert not pacer.worth_a_look(flight("a"), now=8.5)
+    assert pacer.worth_a_look(flight("a"), now=9.1)
+    assert pacer.worth_a_look(flight("b"), now=3.0)  # nothing known of it: looked at
+
+
+def test_runs_just_sent_are_not_expected_to_end_before_the_next_sweep() -> None:
+    def wait(sent_at: float) -> float:
+        pacer = learnt(2.0)
+        pacer.progress(Run("run-a", "running", progress=10), 0.0)
+        pacer.progress(Run("run-a", "running", progress=40), 0.3)  # ends at t = 0.9
+        others = [InFlight(str(i), f"run-{i}", "tech", None, "running", sent_at) for i in range(29)]
+        return pacer.next(False, [flight("a"), *others], now=0.3)
+
+    # Runs out for a while may end any moment and bring the sweep forward; runs sent just now
+    # hardly ever end within a fifth of a run, so they do not.
+    assert wait(sent_at=-5.0) < wait(sent_at=0.29)

@@ -11,16 +11,19 @@ created to completed, learnt from the runs that ended). The sweep rate is
   requests per row with the create, in the bench), when that is more than
 - one sweep per ``FLOOR * D`` (a handful per run: with few runs in flight, a run that ends is
   seen within a few percent of its length), and never more than
-- one sweep per ``POLITE * D`` (minute-long runs are looked at every few seconds, as FLORA asks,
-  not every few milliseconds).
+- one sweep per ``POLITE * D`` on average (minute-long runs are looked at every few seconds, as
+  FLORA asks, not every few milliseconds; ends that progress predicts may draw two closer).
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
-batch: the floor is then one sweep per ``DRAIN_FLOOR * D``.
+batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
+once just after the last end that progress predicts.
 
 Where runs report ``progress``, each run's end is read off the rate at which its progress rises,
 and a sweep goes out once the runs that have ended since the last one have waited, in all, what
 a sweep costs at that rate: ends that bunch up are collected together, and a lone end is seen
-just after it happens. Runs whose progress says nothing yet count at the rate.
+just after it happens. Runs whose progress says nothing yet count at the rate, and so does a run
+seen running past its predicted end twice without its progress rising (progress need not rise
+evenly). Runs older than the run list's first page are read when their predicted end has come.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from dataclasses import dataclass
 from ..journal import InFlight
 from ..models import Run
 
-PER_END = 0.18
+PER_END = 0.21
 FLOOR = 0.2
 DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
 POLITE = 0.085
+YOUNG = 0.4  # runs sent less than this part of a mean run ago hardly ever end yet
 _FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
 
 
@@ -44,6 +48,7 @@ class _Seen:
     first: tuple[float, float]  # (our time, progress) when progress was first above 0
     last: tuple[float, float]
     heard: float  # our time of the latest look at the run
+    refuted: float | None = None  # the progress at which a look found it running past its end
 
     def end(self) -> float | None:
         """When the run should end, on our clock, if its progress rises steadily."""
@@ -89,8 +94,8 @@ class Pacer:
         if seen is None or self.duration is None:
             return True
         end = seen.end()
-        if end is not None and end <= now:
-            return True
+        if end is not None:  # progress says when: then, or if it has not been seen for long
+            return end <= now or now - seen.heard >= 2 * self.duration
         return now - seen.heard >= 4 * self.base(1)
 
     def rate(self, in_flight: int, duration: float | None = None) -> float:
@@ -111,12 +116,19 @@ class Pacer:
         live = {f.run_id for f in flights}
         for run_id in [r for r in self._seen if r not in live]:
             del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
-        ends, unknown, guesses = [], 0, []
+        ends, young, guesses = [], [], []
         for f in flights:
             seen = self._seen.get(f.run_id)
             end = seen.end() if seen is not None else None
+            if seen is not None and end is not None and end <= now:
+                # Seen running past its predicted end: once it may just be late, twice (no
+                # progress since) the prediction is wrong and says nothing.
+                if seen.refuted == seen.last[1]:
+                    end = None
+                elif now - seen.heard < 1.0:
+                    seen.refuted = seen.last[1]
             if end is None:
-                unknown += 1
+                young.append(f.sent_at)
                 continue
             ends.append(max(end, now))  # overdue: ends any moment now
             if f.sent_at is not None:
@@ -126,7 +138,16 @@ class Pacer:
             d = statistics.median(guesses)
         if d is None or not flights:
             return min(self.hi, _FIRST * 1.5 ** min(self._idle, 12))
+        # Runs progress says nothing of yet count as ending at the mean rate, but not those
+        # sent so recently that hardly any run ends that soon.
+        unknown = sum(1 for t in young if t is None or now - t >= YOUNG * d)
         base = self.base(len(flights), d)
+        if self.draining:
+            # An end frees no slot now: only the last one shortens the batch. The floor's sweeps
+            # find failed runs to send again; one more goes out just after the last end.
+            if ends and not unknown:
+                return max(self.lo, min(base, max(ends) + max(self.lo, 0.01 * d) - now))
+            return base
         if not ends:
             return base
         # Each sweep collects k ends on average; the wait they add up to, if evenly spread,
@@ -136,7 +157,7 @@ class Pacer:
         budget = max(k * (k - 1) / 2, 0.05 * k) / ends_rate
         at = _wait_until(sorted(ends), unknown / d, now, budget)
         # Progress can mislead (it need not rise evenly): never more than a few intervals.
-        return min(base * 4, max(self.lo, POLITE * d, at - now))
+        return min(base * 4, max(self.lo, at - now))
 
     def backoff(self) -> float:
         self._idle += 3
