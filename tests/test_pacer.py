@@ -1,6 +1,6 @@
 """Sweep pacing: when the poller looks at the run list again."""
 
-from batchrun.engine.pacing import FLOOR, PER_END, POLITE, Pacer
+from batchrun.engine.pacing import DRAIN_FLOOR, FLOOR, PER_END, POLITE, SHARE, Pacer
 from batchrun.journal import InFlight
 from batchrun.models import Run
 
@@ -80,9 +80,9 @@ def test_once_every_row_is_sent_one_sweep_goes_out_just_after_the_last_end() -> 
     for i in range(5):  # 10 % a second from 40 %: each ends 6 s after t = 0, minus i * 0.1 s
         pacer.progress(Run(f"run-{i}", "running", progress=40 + i), 0.0)
         pacer.progress(Run(f"run-{i}", "running", progress=50 + i), 1.0)
-    # The last ends at t = 6.0: the base interval (a floor's sweep) comes first, as later ends
-    # only matter for runs that fail; a sweep due after the last end waits no longer than it.
-    assert pacer.next(False, flights, now=1.0) == pacer.base(5)
+    # The last ends at t = 6.0: the floor's sweep comes first (earlier ends free no slot, only
+    # runs that fail matter now); a sweep due after the last end waits no longer than it.
+    assert pacer.next(False, flights, now=1.0) == DRAIN_FLOOR * 2.0
     wait = pacer.next(False, flights, now=5.5)
     assert 0.5 < wait <= 0.5 + 0.05
 
@@ -118,3 +118,18 @@ def test_runs_just_sent_are_not_expected_to_end_before_the_next_sweep() -> None:
     # Runs out for a while may end any moment and bring the sweep forward; runs sent just now
     # hardly ever end within a fifth of a run, so they do not.
     assert wait(sent_at=-5.0) < wait(sent_at=0.29)
+
+
+def test_with_many_runs_out_sweeps_keep_to_their_share_of_requests() -> None:
+    def wait(spent: int) -> float:
+        pacer = learnt(2.0)
+        flights = [flight(str(i)) for i in range(30)]
+        pacer.next(False, flights, now=0.0)  # 30 runs out: they pay for SHARE requests each
+        pacer.spend(spent)
+        for i in range(30):  # ends bunch up soon: worth an early sweep
+            pacer.progress(Run(f"run-{i}", "running", progress=10), 0.0)
+            pacer.progress(Run(f"run-{i}", "running", progress=80), 0.7)
+        return pacer.next(False, flights, now=0.7)
+
+    assert wait(spent=int(SHARE * 30)) < 0.4  # within its share: the bunch is collected
+    assert wait(spent=int(SHARE * 30) + 5) >= FLOOR * 2.0  # overdrawn: the floor's interval

@@ -7,12 +7,16 @@ limit. Run times vary widely, so sweeps are not timed by a predicted length of r
 the rate at which runs are finishing, ``n / D`` (``n`` runs in flight, ``D`` the mean run from
 created to completed, learnt from the runs that ended). The sweep rate is
 
-- ``PER_END`` sweeps per run ending (a heavy tail of long runs spends more per row: at most 1.3
-  requests per row with the create, in the bench), when that is more than
+- ``PER_END`` sweeps per run ending, when that is more than
 - one sweep per ``FLOOR * D`` (a handful per run: with few runs in flight, a run that ends is
   seen within a few percent of its length), and never more than
-- one sweep per ``POLITE * D`` on average (minute-long runs are looked at every few seconds, as
-  FLORA asks, not every few milliseconds; ends that progress predicts may draw two closer).
+- one sweep per ``POLITE * D`` on average (minute-long runs are looked at every second or two,
+  not every few milliseconds; ends that progress predicts may draw two closer).
+
+With many runs out (the floor alone spends less than ``SHARE`` a run), an account holds polling
+to ``SHARE`` requests per run sent, list pages and single reads alike (with the create, 1.25 a
+row, plus the few sweeps before the first end and after the last send): overdrawn, the next
+sweep waits the floor's interval.
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -21,9 +25,10 @@ once just after the last end that progress predicts.
 Where runs report ``progress``, each run's end is read off the rate at which its progress rises,
 and a sweep goes out once the runs that have ended since the last one have waited, in all, what
 a sweep costs at that rate: ends that bunch up are collected together, and a lone end is seen
-just after it happens. Runs whose progress says nothing yet count at the rate, and so does a run
-seen running past its predicted end twice without its progress rising (progress need not rise
-evenly). Runs older than the run list's first page are read when their predicted end has come.
+just after it happens. Runs whose progress says nothing yet count at the rate, unless they were
+sent less than ``YOUNG * D`` ago (hardly any run ends that soon), and so does a run seen running
+past its predicted end twice without its progress rising (progress need not rise evenly). Runs
+older than the run list's first page are read when their predicted end has come.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from dataclasses import dataclass
 from ..journal import InFlight
 from ..models import Run
 
-PER_END = 0.21
+PER_END = 0.25
 FLOOR = 0.2
 DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
-POLITE = 0.085
+POLITE = 0.06
+SHARE = 0.25  # polling requests a run may cost on average, when many are out
 YOUNG = 0.4  # runs sent less than this part of a mean run ago hardly ever end yet
 _FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
 
@@ -66,6 +72,14 @@ class Pacer:
         self._idle = 0
         self._seen: dict[str, _Seen] = {}
         self.draining = False  # every row is sent: the runs out are the batch's last
+        self._known: set[str] = set()  # runs seen out (the last few thousand)
+        self.runs = 0  # runs seen out, in all
+        self.peak = 0  # the most runs seen out at once
+        self.spent = 0  # requests the sweeps made
+
+    def spend(self, requests: int) -> None:
+        """A sweep made ``requests`` requests (list pages and single reads)."""
+        self.spent += requests
 
     def observe(self, run: Run) -> None:
         """A run ended: learn its duration."""
@@ -116,6 +130,9 @@ class Pacer:
         live = {f.run_id for f in flights}
         for run_id in [r for r in self._seen if r not in live]:
             del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
+        new = live - self._known
+        self.runs += len(new)
+        self._known = live if len(self._known) > 4096 else self._known | new
         ends, young, guesses = [], [], []
         for f in flights:
             seen = self._seen.get(f.run_id)
@@ -142,12 +159,18 @@ class Pacer:
         # sent so recently that hardly any run ends that soon.
         unknown = sum(1 for t in young if t is None or now - t >= YOUNG * d)
         base = self.base(len(flights), d)
+        # With many runs out, sweeps keep to SHARE requests a run in all (with the create, 1.28
+        # a row): overdrawn, they wait longer than the base interval until the runs sent since
+        # have paid for them. (With few out, as at C=8, the floor's rate is what is spent.)
+        self.peak = max(self.peak, len(flights))
+        over = self.peak * FLOOR * SHARE >= 1 and self.spent > SHARE * self.runs + 2
         if self.draining:
             # An end frees no slot now: only the last one shortens the batch. The floor's sweeps
             # find failed runs to send again; one more goes out just after the last end.
+            wait = min(self.hi, DRAIN_FLOOR * d) * (1.5 if over else 1.0)
             if ends and not unknown:
-                return max(self.lo, min(base, max(ends) + max(self.lo, 0.01 * d) - now))
-            return base
+                wait = min(wait, max(ends) + max(self.lo, 0.01 * d) - now)
+            return max(self.lo, wait)
         if not ends:
             return base
         # Each sweep collects k ends on average; the wait they add up to, if evenly spread,
@@ -156,6 +179,8 @@ class Pacer:
         k = ends_rate * base
         budget = max(k * (k - 1) / 2, 0.05 * k) / ends_rate
         at = _wait_until(sorted(ends), unknown / d, now, budget)
+        if over:
+            at = max(at, now + max(base, FLOOR * d))
         # Progress can mislead (it need not rise evenly): never more than a few intervals.
         return min(base * 4, max(self.lo, at - now))
 

@@ -105,6 +105,7 @@ class Poller:
         for technique, cursor in more.items():
             ids = {f.run_id for f in due if f.technique_id == technique}
             if ids:
+                self.pacer.spend(1)
                 try:
                     page = await self._call(
                         self.b.client.list_runs, technique, cursor, _PAGE, None, ids
@@ -115,6 +116,7 @@ class Poller:
                     continue  # a cursor this server will not take: one by one, then
                 seen.update((r.run_id, r) for r in page.runs if r.run_id in ids)
         due = [f for f in due if f.run_id not in seen]
+        self.pacer.spend(len(due))
         for run in await asyncio.gather(*(self._get(f) for f in due)):
             if run is not None:
                 seen[run.run_id] = run
@@ -133,9 +135,9 @@ class Poller:
         cap = -(-len(wanted) // _PAGE)
         for _ in range(cap):
             try:
-                limit = _PAGE
+                self.pacer.spend(1)
                 page = await self._call(
-                    self.b.client.list_runs, technique, cursor, limit, None, wanted
+                    self.b.client.list_runs, technique, cursor, _PAGE, None, wanted
                 )
             except ApiError as exc:
                 if is_retryable(exc):
