@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.cli import API_KEY, prompts, run_cli, write_csv, write_jsonl
+from tests.support.cli import (
+    API_KEY,
+    batchrun_cmd,
+    cli_env,
+    prompts,
+    run_cli,
+    write_csv,
+    write_jsonl,
+)
 from tests.support.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -120,3 +131,30 @@ def test_report_command_rebuilds_the_report(emulator: EmulatorProcess, tmp_path:
     status = run_cli("status", "--state-dir", str(tmp_path / "state"), "--json")
     data = json.loads(status.stdout)
     assert data["batches"][0]["states"] == {"completed": 10}
+
+
+def test_sweeps_that_fail_whole_are_waited_out(tmp_path: Path) -> None:
+    # A batch killed with runs out, resumed while every run-list read answers 5xx: its first
+    # sweeps fail after their retries; the poller backs off, and once the faults are lifted the
+    # batch completes, every run created once.
+    manifest = write_csv(tmp_path / "batch.csv", prompts(10))
+    with EmulatorProcess("--run-seconds", "4", "--run-spread", "0", "--rate-5xx", "1",
+                         "--fault-endpoints", "list", "--rate-429", "0") as emu:  # fmt: skip
+        cmd, env = batchrun_cmd(*run_args(emu, manifest, tmp_path)), cli_env()
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while emu.stats().get("endpoint:create", 0) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.kill()
+        first.wait()
+        again = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)  # fmt: skip
+        time.sleep(2.0)
+        failed = emu.stats()["fault:rate_5xx"]
+        httpx.post(f"{emu.root_url}/_emulator/faults", json={"rate_5xx": 0.0}).raise_for_status()
+        out, err = again.communicate(timeout=60)
+        ledger = emu.ledger()
+    assert failed >= 3  # a whole sweep, retries and all, failed
+    assert again.returncode == 0, err + out
+    assert max(ledger["creates_by_key"].values()) == 1
+    assert set(pd.read_csv(tmp_path / "report.csv")["status"]) == {"completed"}

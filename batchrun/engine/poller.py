@@ -42,11 +42,13 @@ class Poller:
             costs = self._costs_due()
             if not flights and costs is None and self.all_sent.is_set():
                 return
+            last_ended = False  # the sweep found every run out ended
             try:
                 done = await self._sweep(flights) if flights else set()
                 await self._read_costs(costs or [])
                 # Paced by the runs still out: those just found finished are due no more.
                 left = [f for f in flights if f.row_id not in done]
+                last_ended = bool(flights) and not left
                 # No run in flight: look again soon for what the submitter sends or a cost due.
                 self.pacer.draining = b.drained
                 delay = self.pacer.next(bool(done), left, b.wall()) if left else _IDLE
@@ -56,13 +58,15 @@ class Poller:
                     delay = max(delay, exc.retry_after or 0)  # polls slow down; sends decide alone
                 b.emit(Event("waiting", {"reason": f"polling: {exc}", "seconds": delay}))
             self._tell_waiting(flights)
-            await self._wait(delay, wake_when_sent=not left)
+            await self._wait(delay, wake_when_sent=last_ended)
 
     async def _wait(self, delay: float, wake_when_sent: bool) -> None:
-        """Until the next sweep, a stop, or (no run being out) the news that nothing is left to
-        send: the last runs just ended, and the batch goes on to its report at once."""
+        """Until the next sweep, a stop, or (the runs out just ended) the news that nothing is
+        left to send: those were the last, and the batch goes on to its report at once."""
+        if wake_when_sent and self.all_sent.is_set():
+            return
         events = [self.b.stop.event]
-        if wake_when_sent and not self.all_sent.is_set():
+        if wake_when_sent:
             events.append(self.all_sent)
         waits = [asyncio.ensure_future(e.wait()) for e in events]
         try:
