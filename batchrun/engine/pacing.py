@@ -159,9 +159,9 @@ class Pacer:
         # sent so recently that hardly any run ends that soon.
         unknown = sum(1 for t in young if t is None or now - t >= YOUNG * d)
         base = self.base(len(flights), d)
-        # With many runs out, sweeps keep to SHARE requests a run in all (with the create, 1.28
-        # a row): overdrawn, they wait longer than the base interval until the runs sent since
-        # have paid for them. (With few out, as at C=8, the floor's rate is what is spent.)
+        # With many runs out, sweeps keep to SHARE requests a run in all: overdrawn, they wait
+        # longer than the base interval until the runs sent since have paid for them. (With few
+        # out, as at C=8, the floor's rate is what is spent.)
         self.peak = max(self.peak, len(flights))
         over = self.peak * FLOOR * SHARE >= 1 and self.spent > SHARE * self.runs + 2
         if self.draining:

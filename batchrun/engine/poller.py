@@ -2,7 +2,8 @@
 
 One list request (``GET /technique-runs``, newest first, 100 a page) reports on many runs at once;
 older runs due a look are read with the next page (or one by one, when the list cannot page).
-Sweeps are paced by how fast runs are finishing (``pacing``). A failed run whose error tier calls for it sends its row again (``resend``).
+Sweeps are paced by how fast runs are finishing (``pacing``). A failed run whose error tier calls
+for it sends its row again (``resend``).
 """
 
 from __future__ import annotations

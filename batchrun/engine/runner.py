@@ -264,11 +264,9 @@ async def _drive(b: Batch, reports: Sequence[Path] = ()) -> tuple[int, int]:
     poller = Poller(b, all_sent)
 
     async def recover() -> None:
-        try:
-            await recovery.run()
-        finally:
-            await submitter.finished.wait()
-            all_sent.set()
+        await recovery.run()
+        await submitter.finished.wait()
+        all_sent.set()
 
     async def last_runs() -> None:
         await b.first_drained.wait()
