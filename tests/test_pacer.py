@@ -133,3 +133,20 @@ def test_with_many_runs_out_sweeps_keep_to_their_share_of_requests() -> None:
 
     assert wait(spent=int(SHARE * 30)) < 0.4  # within its share: the bunch is collected
     assert wait(spent=int(SHARE * 30) + 5) >= FLOOR * 2.0  # overdrawn: the floor's interval
+
+
+def test_a_re_sends_create_is_paid_from_the_polling_account() -> None:
+    def wait(retries: int) -> float:
+        pacer = learnt(2.0)
+        flights = [InFlight(str(i), f"run-{i}", "tech", None, "running", 0.0, retries)
+                   for i in range(30)]  # fmt: skip
+        pacer.next(False, flights, now=0.0)
+        pacer.spend(int(SHARE * 30))  # as much as 30 first runs pay for
+        for i in range(30):
+            pacer.progress(Run(f"run-{i}", "running", progress=10), 0.0)
+            pacer.progress(Run(f"run-{i}", "running", progress=80), 0.7)
+        return pacer.next(False, flights, now=0.7)
+
+    assert wait(retries=0) < 0.4
+    # Re-sends pay for nothing and cost their rows a create each: no early sweep.
+    assert wait(retries=1) >= FLOOR * 2.0

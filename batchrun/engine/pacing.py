@@ -14,9 +14,9 @@ created to completed, learnt from the runs that ended). The sweep rate is
   not every few milliseconds; ends that progress predicts may draw two closer).
 
 With many runs out (the floor alone spends less than ``SHARE`` a run), an account holds polling
-to ``SHARE`` requests per run sent, list pages and single reads alike (with the create, 1.25 a
-row, plus the few sweeps before the first end and after the last send): overdrawn, the next
-sweep waits the floor's interval.
+to ``SHARE`` requests per row sent, list pages and single reads alike, less one for each tier
+re-send's create (with the creates, 1.25 a row, plus the few sweeps before the first end and
+after the last send): overdrawn, the next sweep waits the floor's interval.
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -73,7 +73,7 @@ class Pacer:
         self._seen: dict[str, _Seen] = {}
         self.draining = False  # every row is sent: the runs out are the batch's last
         self._known: set[str] = set()  # runs seen out (the last few thousand)
-        self.runs = 0  # runs seen out, in all
+        self.credit = 0.0  # requests of polling the runs seen out have paid for
         self.peak = 0  # the most runs seen out at once
         self.spent = 0  # requests the sweeps made
 
@@ -131,7 +131,11 @@ class Pacer:
         for run_id in [r for r in self._seen if r not in live]:
             del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
         new = live - self._known
-        self.runs += len(new)
+        for f in flights:
+            if f.run_id in new:
+                # A row's first run pays SHARE requests of polling; a re-send's create is one
+                # request more for its row, taken from that polling.
+                self.credit += SHARE if f.retries == 0 else -1.0
         self._known = live if len(self._known) > 4096 else self._known | new
         ends, young, guesses = [], [], []
         for f in flights:
@@ -159,11 +163,11 @@ class Pacer:
         # sent so recently that hardly any run ends that soon.
         unknown = sum(1 for t in young if t is None or now - t >= YOUNG * d)
         base = self.base(len(flights), d)
-        # With many runs out, sweeps keep to SHARE requests a run in all: overdrawn, they wait
-        # longer than the base interval until the runs sent since have paid for them. (With few
-        # out, as at C=8, the floor's rate is what is spent.)
+        # With many runs out, sweeps keep to what the runs sent have paid for: overdrawn, they
+        # wait longer than the base interval until later runs have. (With few out, as at C=8,
+        # the floor's rate is what is spent.)
         self.peak = max(self.peak, len(flights))
-        over = self.peak * FLOOR * SHARE >= 1 and self.spent > SHARE * self.runs + 2
+        over = self.peak * FLOOR * SHARE >= 1 and self.spent > self.credit + 2
         if self.draining:
             # An end frees no slot now: only the last one shortens the batch. The floor's sweeps
             # find failed runs to send again; one more goes out just after the last end.
