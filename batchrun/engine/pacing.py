@@ -136,7 +136,10 @@ class Pacer:
                 # A row's first run pays SHARE requests of polling; a re-send's create is one
                 # request more for its row, taken from that polling.
                 self.credit += SHARE if f.retries == 0 else -1.0
-        self._known = live if len(self._known) > 4096 else self._known | new
+        if len(self._known) > 4096:
+            self._known = live  # only the runs out can come again
+        else:
+            self._known |= new
         ends, young, guesses = [], [], []
         for f in flights:
             seen = self._seen.get(f.run_id)
