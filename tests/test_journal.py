@@ -1,5 +1,6 @@
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 from batchrun.journal import Journal
@@ -30,6 +31,31 @@ def test_blank_database_migrates_and_records_versions(tmp_path: Path) -> None:
         assert j.schema_versions() == [v for v, _, _ in MIGRATIONS]
     db = sqlite3.connect(tmp_path / "state" / "journal.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _open_after(state: Path, start: threading.Barrier, errors: list[Exception]) -> None:
+    start.wait()
+    try:
+        Journal.open(state).close()
+    except Exception as exc:
+        errors.append(exc)
+
+
+def test_connections_migrating_a_new_journal_at_once_leave_it_correct(tmp_path: Path) -> None:
+    # `batchrun status` opening a journal that `batchrun run` is creating: each migration is
+    # applied once, whoever reads the versions first.
+    for attempt in range(5):
+        state, start, errors = tmp_path / f"state-{attempt}", threading.Barrier(6), []
+        threads = [
+            threading.Thread(target=_open_after, args=(state, start, errors)) for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        with Journal.open(state) as j:
+            assert j.schema_versions() == [v for v, _, _ in MIGRATIONS]
 
 
 def test_state_is_private_to_its_owner(tmp_path: Path) -> None:

@@ -17,6 +17,24 @@ from typing import Self
 from .records import BatchInfo
 from .schema import migrate
 
+
+def _write_ahead_log(db: sqlite3.Connection) -> None:
+    """WAL mode (the file keeps it). On a new file that another connection is setting up at the
+    same moment, SQLite answers 'locked' at once, without waiting: try again for a while."""
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        # Imported only here: tenacity costs every command 10 ms to import, and this is rare.
+        from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
+
+        retrying = Retrying(retry=retry_if_exception_type(sqlite3.OperationalError),
+                            stop=stop_after_delay(10), wait=wait_random(0.005, 0.05),
+                            reraise=True)  # fmt: skip
+        for attempt in retrying:
+            with attempt:
+                db.execute("PRAGMA journal_mode=WAL")
+
+
 DB_NAME = "journal.sqlite"
 _CHUNK = 2000
 # Without statistics SQLite prefers walking the whole batch by primary key to this index for
@@ -39,10 +57,11 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         if new:
             os.chmod(path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # First: the other settings and the migrations may wait for another connection.
+        self._db.execute("PRAGMA busy_timeout=10000")
+        _write_ahead_log(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._sync = "FULL"
-        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
         migrate(self._db)
 

@@ -186,6 +186,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection (`status` while `run` creates the journal) may have applied it
+            # between our read of the versions and our write lock.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
             # executescript would commit on its own; run statement by statement inside our txn
             for statement in _statements(sql):
                 conn.execute(statement)
