@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+_UNBOUNDED = 1 << 30  # runs: more than any batch sends
+
 
 class Budget:
     def __init__(
@@ -68,8 +70,9 @@ class Budget:
         if per_run is None:  # nothing to go on yet: one run at a time until a cost is seen
             return 1 if not self._reserves and left > 0 else 0
         if per_run <= 0:
-            return 1 << 30 if left >= 0 else 0
-        return max(0, math.floor(left / per_run + 1e-9))
+            return _UNBOUNDED if left >= 0 else 0
+        # A vanishing cost (1e-310) makes the quotient infinite: no more than unbounded.
+        return max(0, math.floor(min(left / per_run + 1e-9, _UNBOUNDED)))
 
     # -- events ------------------------------------------------------------------------------
 
