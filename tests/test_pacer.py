@@ -150,3 +150,49 @@ def test_a_re_sends_create_is_paid_from_the_polling_account() -> None:
     assert wait(retries=0) < 0.4
     # Re-sends pay for nothing and cost their rows a create each: no early sweep.
     assert wait(retries=1) >= FLOOR * 2.0
+
+
+def ending_at(pacer: Pacer, ends: dict[str, float], now: float) -> list[InFlight]:
+    """Runs whose progress (10 % a second, seen at ``now`` - 1 and ``now``) says they end at
+    ``ends``."""
+    for run_id, end in ends.items():
+        pacer.progress(Run(f"run-{run_id}", "running", progress=90 - 10 * (end - now)), now - 1)
+        pacer.progress(Run(f"run-{run_id}", "running", progress=100 - 10 * (end - now)), now)
+    return [flight(run_id) for run_id in ends]
+
+
+def test_a_sweep_goes_out_as_a_bunch_of_ends_is_complete_not_between_ends() -> None:
+    pacer = learnt(2.0)
+    pacer.margin = 0.0
+    # 30 runs out: one ends every 67 ms on average. Four end close together, then none for a
+    # while: one sweep just after the fourth, not one halfway through the quiet spell.
+    ends = {"a": 0.50, "b": 0.51, "c": 0.52, "d": 0.53}
+    ends.update({str(i): 1.5 + 0.05 * i for i in range(26)})
+    wait = pacer.next(False, ending_at(pacer, ends, now=0.0), now=0.0)
+    assert abs(wait - 0.53) < 1e-9
+    # A lone end with the next far off is seen as it comes.
+    pacer = learnt(2.0)
+    pacer.margin = 0.0
+    ends = {"a": 0.30, **{str(i): 1.5 + 0.05 * i for i in range(29)}}
+    assert abs(pacer.next(False, ending_at(pacer, ends, now=0.0), now=0.0) - 0.30) < 1e-9
+
+
+def test_the_margin_after_a_predicted_end_follows_how_often_sweeps_come_too_soon() -> None:
+    def margin_after(missed: bool, looks: int) -> float:
+        pacer = learnt(2.0)
+        start = pacer.margin
+        now = 0.0
+        for n in range(looks):
+            ends = {f"{n}-{i}": now + 0.3 + 0.001 * i for i in range(30)}
+            flights = ending_at(pacer, ends, now)
+            wait = pacer.next(False, flights, now)
+            now += wait
+            # The next sweep finds the runs it was for still running, or ended.
+            pacer.next(False, flights if missed else [], now)
+            pacer._seen.clear()
+        return pacer.margin - start
+
+    assert margin_after(missed=True, looks=3) > 0  # too soon: later
+    assert margin_after(missed=False, looks=3) < 0  # never too soon: sooner
+    # A miss moves it back as far as 19 looks on time move it forward: 1 in 20 too soon.
+    assert abs(margin_after(True, 1) + 19 * margin_after(False, 1)) < 1e-9

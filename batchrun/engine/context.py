@@ -70,7 +70,7 @@ class Tuning:
     send_attempts: int = 8  # tries of one create before it is put aside
     send_rounds: int = 3  # put-aside rounds before a create is left unconfirmed
     round_delay: float = 15.0
-    poll_min: float = 0.015
+    poll_min: float = 0.005
     poll_max: float = 5.0
     poll_concurrency: int = 8
     cost_wait: float = 60.0  # how long to keep reading a completed run for its late cost

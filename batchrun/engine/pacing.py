@@ -22,13 +22,18 @@ Once every row is sent, an end frees no slot for another run, and only the last 
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
 once just after the last end that progress predicts.
 
-Where runs report ``progress``, each run's end is read off the rate at which its progress rises,
-and a sweep goes out once the runs that have ended since the last one have waited, in all, what
-a sweep costs at that rate: ends that bunch up are collected together, and a lone end is seen
-just after it happens. Runs whose progress says nothing yet count at the rate, unless they were
-sent less than ``YOUNG * D`` ago (hardly any run ends that soon), and so does a run seen running
-past its predicted end twice without its progress rising (progress need not rise evenly). Runs
-older than the run list's first page are read when their predicted end has come.
+Where runs report ``progress``, each run's end is read off the rate at which its progress rises
+(timed halfway through the request that read it). The ends predicted over the next few intervals
+are split into the groups that cost the least, a sweep costing ``PRICE`` gaps between ends of
+waiting (with few runs out, what a base interval's sweep collects), and each group is swept just
+as its last run ends: ends that bunch up share a sweep, and a lone end far from the next is seen
+as it comes. "Just as" is a margin after the predicted end, learnt so that one such sweep in
+twenty (``MISSED``) finds its run still running: predictions run late by the request's time and
+truncated progress, or early on a server that rounds. Runs whose progress says nothing yet count
+as ending evenly at the mean rate, unless they were sent less than ``YOUNG * D`` ago (hardly any
+run ends that soon), and so does a run seen running past its predicted end twice without its
+progress rising (progress need not rise evenly). Runs older than the run list's first page are
+read when their predicted end has come.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ FLOOR = 0.2
 DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
 POLITE = 0.06
 SHARE = 0.25  # polling requests a run may cost on average, when many are out
+PRICE = 6.0  # gaps between ends of waiting that one sweep is worth
+_HORIZON = 16  # predicted ends planned for at once
+MISSED = 0.05  # how often a sweep due just after a predicted end should find it running still
+_STEP = 0.004  # of a mean run: how far one look moves the margin after a predicted end
 YOUNG = 0.4  # runs sent less than this part of a mean run ago hardly ever end yet
 _FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
 
@@ -76,6 +85,8 @@ class Pacer:
         self.credit = 0.0  # requests of polling the runs seen out have paid for
         self.peak = 0  # the most runs seen out at once
         self.spent = 0  # requests the sweeps made
+        self.margin = 0.003  # of a mean run: how long after a predicted end a sweep goes out
+        self._target: str | None = None  # the run the sweep about to go out is for
 
     def spend(self, requests: int) -> None:
         """A sweep made ``requests`` requests (list pages and single reads)."""
@@ -128,6 +139,7 @@ class Pacer:
         (``found``: it saw some runs end)."""
         self._idle = 0 if found else self._idle + 1
         live = {f.run_id for f in flights}
+        self._learn_margin(live)
         for run_id in [r for r in self._seen if r not in live]:
             del self._seen[run_id]  # settled elsewhere (recovery, a resend): no longer ours
         new = live - self._known
@@ -154,7 +166,7 @@ class Pacer:
             if end is None:
                 young.append(f.sent_at)
                 continue
-            ends.append(max(end, now))  # overdue: ends any moment now
+            ends.append((max(end, now), f.run_id))  # overdue: ends any moment now
             if f.sent_at is not None:
                 guesses.append(end - f.sent_at)
         d = self.duration
@@ -176,43 +188,63 @@ class Pacer:
             # find failed runs to send again; one more goes out just after the last end.
             wait = min(self.hi, DRAIN_FLOOR * d) * (1.5 if over else 1.0)
             if ends and not unknown:
-                wait = min(wait, max(ends) + max(self.lo, 0.01 * d) - now)
+                wait = min(wait, max(ends)[0] + max(self.lo, 0.01 * d) - now)
             return max(self.lo, wait)
         if not ends:
             return base
-        # Each sweep collects k ends on average; the wait they add up to, if evenly spread,
-        # is what the runs ending now may wait in all before the next sweep.
-        ends_rate = len(flights) / d
-        k = ends_rate * base
-        budget = max(k * (k - 1) / 2, 0.05 * k) / ends_rate
-        at = _wait_until(sorted(ends), unknown / d, now, budget)
+        # A sweep is worth PRICE gaps between ends of waiting: where ends come evenly, a sweep
+        # collects about sqrt(2 * PRICE) of them (1 / PER_END); where they bunch up, fewer
+        # sweeps collect them all. Each goes out just after a predicted end: a margin after
+        # it, learnt so that a sweep seldom comes too soon for the run it is for.
+        after = sorted((e + self.margin * d, run_id) for e, run_id in ends)
+        # (With few runs out, a sweep is worth what the base interval's sweeps collect.)
+        gap = d / len(flights)
+        price = min(PRICE * gap, base * base / gap / 2)
+        at = _next_sweep([e for e, _ in after], unknown / d, now, price, now + 4 * base)
+        self._target = next((run_id for e, run_id in after if e == at), None)
         if over:
             at = max(at, now + max(base, FLOOR * d))
+            self._target = None
         # Progress can mislead (it need not rise evenly): never more than a few intervals.
         return min(base * 4, max(self.lo, at - now))
+
+    def _learn_margin(self, live: set[str]) -> None:
+        """The last sweep was for the run ``_target`` (due to have just ended): if it found
+        that run still out, the margin grows; if not, it shrinks a little, so that a sweep is
+        too soon ``MISSED`` of the time. (Predictions run late by the time an answer takes and
+        the truncation of progress; a server that rounds, or answers slowly, differs.)"""
+        target, self._target = self._target, None
+        if target is not None:
+            self.margin += _STEP * (1 - MISSED) if target in live else -_STEP * MISSED
+            self.margin = min(0.05, max(-0.05, self.margin))
 
     def backoff(self) -> float:
         self._idle += 3
         return min(self.hi, 1.0 * 1.5 ** min(self._idle, 12))
 
 
-def _wait_until(ends: list[float], rate: float, start: float, budget: float) -> float:
-    """The time at which runs ending at ``ends`` (and, beyond those, at ``rate`` a second from
-    ``start``) have waited ``budget`` seconds in all, counted from when each ended."""
-    # Between known ends the total wait grows as (k known ended) * dt + rate * (t - start) * dt.
-    t, spent, k = start, 0.0, 0
-    for end in [*ends, float("inf")]:
-        # Solve spent + k*(x - t) + rate/2*((x-start)^2 - (t-start)^2) = budget for x in [t, end].
-        a, b = rate / 2, k + rate * (t - start)
-        need = budget - spent
-        dx = (
-            (need / b if b > 0 else float("inf"))
-            if a == 0
-            else ((-b + (b * b + 4 * a * need) ** 0.5) / (2 * a))
+def _next_sweep(ends: list[float], rate: float, now: float, price: float, until: float) -> float:
+    """When the next sweep goes out: runs end at ``ends`` (sorted, from ``now``) and, beyond
+    those, at ``rate`` a second; a sweep costs ``price`` seconds of waiting. The ends up to
+    ``until`` (the next ``_HORIZON`` of them) are split into the groups that cost the least in
+    sweeps and waiting, each swept just as its last run ends; the first group's sweep is next."""
+    if rate > 0:  # the runs progress says nothing of, spread evenly
+        step = 1 / rate
+        even = [now + (i + 0.5) * step for i in range(min(_HORIZON, int((until - now) / step)))]
+        ends = sorted(ends + even)
+    ends = [e for e in ends if e <= until][:_HORIZON]
+    if not ends:
+        return until
+    # best[j]: the least cost of sweeping the first j ends; first[j]: where its first group ends.
+    best, first = [0.0], [0]
+    total = [0.0]
+    for e in ends:
+        total.append(total[-1] + e)
+    for j in range(1, len(ends) + 1):
+        at = ends[j - 1]
+        cost, cut = min(
+            (best[i] + price + (j - i) * at - (total[j] - total[i]), i) for i in range(j)
         )
-        if t + dx <= end:
-            return t + dx
-        span = end - t
-        spent += k * span + a * ((end - start) ** 2 - (t - start) ** 2)
-        t, k = end, k + 1
-    return t
+        best.append(cost)
+        first.append(j if cut == 0 else first[cut])
+    return ends[first[-1] - 1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ApiError, TransportError
@@ -34,6 +34,8 @@ class Poller:
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
         self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
         self._told = batch.mono()
+        self._heard: dict[str, float] = {}  # run -> when the server told of it (our clock)
+        self._asked = 0.0  # when the latest read went out
 
     async def run(self) -> None:
         b = self.b
@@ -120,6 +122,7 @@ class Poller:
                         raise
                     continue  # a cursor this server will not take: one by one, then
                 seen.update((r.run_id, r) for r in page.runs if r.run_id in ids)
+                self._heard_now(page.runs, ids)
         due = [f for f in due if f.run_id not in seen]
         self.pacer.spend(len(due))
         for run in await asyncio.gather(*(self._get(f) for f in due)):
@@ -155,6 +158,7 @@ class Poller:
             for run in page.runs:
                 if run.run_id in wanted:
                     found[run.run_id] = run
+            self._heard_now(page.runs, wanted)
             last = page.last_created_at
             cursor = page.next_cursor
             if len(found) == len(wanted) or not cursor:
@@ -166,7 +170,10 @@ class Poller:
     async def _get(self, flight: InFlight) -> Run | None:
         async with self._gate:
             try:
-                return await self._call(self.b.client.get_run, flight.technique_id, flight.run_id)
+                started = self.b.wall()
+                run = await self._call(self.b.client.get_run, flight.technique_id, flight.run_id)
+                self._heard[run.run_id] = (started + self.b.wall()) / 2
+                return run
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
@@ -175,7 +182,16 @@ class Poller:
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A read, retried briefly: a blip should not cost a whole sweep interval."""
+        self._asked = self.b.wall()
         return await call(lambda: fn(*args), 3, give_up=lambda: self.b.stop.stopping)
+
+    def _heard_now(self, runs: Sequence[Run], wanted: Container[str]) -> None:
+        """The runs a list page just told of: the server looked at them about halfway through
+        the request (progress read later would make every predicted end late by the wait)."""
+        at = (self._asked + self.b.wall()) / 2
+        for run in runs:
+            if run.run_id in wanted:
+                self._heard[run.run_id] = at
 
     def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> set[str]:
         b = self.b
@@ -184,7 +200,7 @@ class Poller:
             run = seen.get(f.run_id)
             if run is None:
                 continue
-            self.pacer.progress(run, b.wall())
+            self.pacer.progress(run, self._heard.pop(f.run_id, b.wall()))
             if run.status == f.run_status and not run.finished:
                 continue
             updates.append((f.row_id, run))
@@ -228,6 +244,7 @@ class Poller:
         runs = await asyncio.gather(*(self._get(f) for f in due))
         updates = []
         for f, run in zip(due, runs, strict=True):
+            self._heard.pop(f.run_id, None)  # a finished run: nothing to predict
             _, first = self._cost_next[f.row_id]
             self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.1), first)
             if run is not None and run.charged_cost is not None:
