@@ -16,7 +16,9 @@ created to completed, learnt from the runs that ended). The sweep rate is
 With many runs out (the floor alone spends less than ``SHARE`` a run), an account holds polling
 to ``SHARE`` requests per row sent, list pages and single reads alike, less one for each tier
 re-send's create (with the creates, 1.25 a row, plus the few sweeps before the first end and
-after the last send): overdrawn, the next sweep waits the floor's interval.
+after the last send): sweeps grow dearer as they spend ahead of it (up to four times) and
+cheaper behind it (down to half), and, overdrawn by more than two, the next waits the floor's
+interval.
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -182,7 +184,9 @@ class Pacer:
         # wait longer than the base interval until later runs have. (With few out, as at C=8,
         # the floor's rate is what is spent.)
         self.peak = max(self.peak, len(flights))
-        over = self.peak * FLOOR * SHARE >= 1 and self.spent > self.credit + 2
+        accounted = self.peak * FLOOR * SHARE >= 1
+        owed = self.spent - self.credit
+        over = accounted and owed > 2
         if self.draining:
             # An end frees no slot now: only the last one shortens the batch. The floor's sweeps
             # find failed runs to send again; one more goes out just after the last end.
@@ -200,6 +204,8 @@ class Pacer:
         # (With few runs out, a sweep is worth what the base interval's sweeps collect.)
         gap = d / len(flights)
         price = min(PRICE * gap, base * base / gap / 2)
+        if accounted:  # sweeps grow dearer as they spend ahead of the account, cheaper behind
+            price *= 2 ** min(2.0, max(-1.0, (owed + 1) / 2))
         at = _next_sweep([e for e, _ in after], unknown / d, now, price, now + 4 * base)
         self._target = next((run_id for e, run_id in after if e == at), None)
         if over:
