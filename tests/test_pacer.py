@@ -196,3 +196,17 @@ def test_the_margin_after_a_predicted_end_follows_how_often_sweeps_come_too_soon
     assert margin_after(missed=False, looks=3) < 0  # never too soon: sooner
     # A miss moves it back as far as 19 looks on time move it forward: 1 in 20 too soon.
     assert abs(margin_after(True, 1) + 19 * margin_after(False, 1)) < 1e-9
+
+
+def test_sweeps_grow_dearer_as_they_spend_ahead_of_the_account() -> None:
+    def wait(owed: float) -> float:
+        pacer = learnt(2.0)
+        pacer.margin = 0.0
+        ends = {str(i): 0.3 + 0.05 * i for i in range(30)}  # one end every 50 ms
+        flights = ending_at(pacer, ends, now=0.0)
+        pacer.next(False, flights, now=0.0)  # 30 runs out: they pay for SHARE requests each
+        pacer.spend(int(pacer.credit + owed))
+        return pacer.next(False, flights, now=0.0)
+
+    # Bigger bunches, fewer sweeps, as the account runs short.
+    assert wait(-3) < wait(0) < wait(2)

@@ -233,7 +233,8 @@ def _next_sweep(ends: list[float], rate: float, now: float, price: float, until:
     """When the next sweep goes out: runs end at ``ends`` (sorted, from ``now``) and, beyond
     those, at ``rate`` a second; a sweep costs ``price`` seconds of waiting. The ends up to
     ``until`` (the next ``_HORIZON`` of them) are split into the groups that cost the least in
-    sweeps and waiting, each swept just as its last run ends; the first group's sweep is next."""
+    sweeps and waiting per end, each swept just as its last run ends; the first group's sweep
+    is next."""
     if rate > 0:  # the runs progress says nothing of, spread evenly
         step = 1 / rate
         even = [now + (i + 0.5) * step for i in range(min(_HORIZON, int((until - now) / step)))]
@@ -253,4 +254,7 @@ def _next_sweep(ends: list[float], rate: float, now: float, price: float, until:
         )
         best.append(cost)
         first.append(j if cut == 0 else first[cut])
-    return ends[first[-1] - 1]
+    # The plan that costs the least per end it covers: the ends beyond the horizon are not
+    # forced into its last group.
+    covered = min(range(1, len(ends) + 1), key=lambda j: best[j] / j)
+    return ends[first[covered] - 1]
