@@ -25,7 +25,7 @@ from batchrun.emulator.failures import (
     parse_mix,
     tier_of,
 )
-from bench.limit import ledger_durations, makespan
+from bench.limit import ledger_durations, makespan, retried_makespan
 from tests.support.emulator import EmulatorProcess, steady_config
 
 AUTH = {"Authorization": "Bearer sk-emulator-test"}
@@ -346,6 +346,29 @@ def test_makespan_examples() -> None:
     for durations in ([-1.0], [math.inf], [math.nan]):
         with pytest.raises(ValueError):
             makespan(durations, 2)
+
+
+def _run(row: str, created: float, seconds: float, tier: str | None = None) -> dict[str, object]:
+    return {"inputs": [{"id": "prompt", "value": row}], "created_at": created,
+            "duration_seconds": seconds, "error_tier": tier}  # fmt: skip
+
+
+def test_retried_makespan_waits_out_back_offs_and_puts_re_sends_first() -> None:
+    # Without failures it is the plain makespan.
+    plain = [_run(str(i), i, d) for i, d in enumerate([3.0, 1.0, 2.0, 2.0])]
+    assert retried_makespan(plain, 2, backoff=30) == makespan([3.0, 1.0, 2.0, 2.0], 2)
+    # Row a fails (retry_now) and goes again at once, ahead of b: a 1, a 1, b 5 | c 3 (b first
+    # would have ended at 6).
+    now = [_run("a", 0, 1.0, "retry_now"), _run("c", 1, 3.0), _run("b", 2, 5.0),
+           _run("a", 3, 1.0)]  # fmt: skip
+    assert retried_makespan(now, 2, backoff=30) == 7.0
+    # retry_later: the re-send waits 3/4 of the back-off (the shortest jitter), doubling with
+    # each re-send of the row; meanwhile the other rows take the slot.
+    later = [_run("a", 0, 1.0, "retry_later"), _run("b", 1, 1.0), _run("a", 2, 1.0, "retry_later"),
+             _run("a", 3, 1.0)]  # fmt: skip
+    assert retried_makespan(later, 1, backoff=4) == pytest.approx(1 + 3 + 1 + 6 + 1)
+    with pytest.raises(ValueError):
+        retried_makespan(plain, 0, backoff=1)
 
 
 @given(
