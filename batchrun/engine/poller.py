@@ -93,6 +93,7 @@ class Poller:
 
     async def _sweep(self, flights: Sequence[InFlight]) -> set[str]:
         """Status of every run in flight; returns the rows whose runs finished."""
+        self._heard.clear()  # what a sweep cut short by an error left
         by_technique: dict[str, dict[str, InFlight]] = defaultdict(dict)
         for f in flights:
             by_technique[f.technique_id][f.run_id] = f
@@ -182,8 +183,12 @@ class Poller:
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A read, retried briefly: a blip should not cost a whole sweep interval."""
-        self._asked = self.b.wall()
-        return await call(lambda: fn(*args), 3, give_up=lambda: self.b.stop.stopping)
+
+        async def attempt() -> T:
+            self._asked = self.b.wall()  # this attempt's, for the list page it reads
+            return await fn(*args)
+
+        return await call(attempt, 3, give_up=lambda: self.b.stop.stopping)
 
     def _heard_now(self, runs: Sequence[Run], wanted: Container[str]) -> None:
         """The runs a list page just told of: the server looked at them about halfway through
