@@ -190,7 +190,10 @@ def failures(tmp: Path) -> list[Row]:
             stats, ledger = emu.stats(), emu.ledger()
         walls.append(m.wall / retried_makespan(ledger["runs"], sc.concurrency, backoff))
         requests.append(stats["api_requests"] / sc.rows)
-    label = f"{sc.name} with FLORA's failures, re-sent (back-off {backoff:g} s), {sc.rows} rows"
+    label = (
+        f"{sc.name} with FLORA's failures, re-sent (back-off {backoff:g} s), {sc.rows} rows, "
+        f"C={sc.concurrency}"
+    )
     wall, req = median(walls), median(requests)
     return [
         Row(f"wall / limit with re-sends, {label}{_of(walls)}", "x", wall, None, "<= 1.10 (ours)",
