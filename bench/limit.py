@@ -17,11 +17,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def _check(concurrency: int) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+
+
 def makespan(durations: Sequence[float], concurrency: int) -> float:
     """Wall time of running ``durations`` in their order, ``concurrency`` at a time, each as soon
     as a slot is free (greedy: it takes the slot that frees first). 0.0 for no runs."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+    _check(concurrency)
     slots = [0.0] * min(concurrency, len(durations))  # the time each slot becomes free
     end = 0.0
     for duration in durations:
@@ -43,9 +47,9 @@ def retried_makespan(runs: Sequence[Mapping[str, Any]], concurrency: int, backof
     one row (the same inputs) follow each other in the order they were created; after a run that
     failed ``retry_later`` the next waits ``backoff`` seconds, doubling with each re-send of the
     row, at the shortest the jitter allows (3/4), after any other failure none. Re-sends due go
-    ahead of rows not yet started; a slot with nothing due waits for the first that will be."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+    ahead of rows not yet started; a slot with nothing due waits for the first that will be.
+    (The ledger does not name rows: two rows with the same inputs would count as one.)"""
+    _check(concurrency)
     chains: dict[str, list[Mapping[str, Any]]] = {}
     for run in sorted(runs, key=lambda r: float(r["created_at"])):
         chains.setdefault(repr(run["inputs"]), []).append(run)

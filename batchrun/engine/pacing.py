@@ -197,7 +197,7 @@ class Pacer:
         if not ends:
             return base
         # A sweep is worth PRICE gaps between ends of waiting: where ends come evenly, a sweep
-        # collects about sqrt(2 * PRICE) of them (1 / PER_END); where they bunch up, fewer
+        # collects about sqrt(2 * PRICE) of them (three or four); where they bunch up, fewer
         # sweeps collect them all. Each goes out just after a predicted end: a margin after
         # it, learnt so that a sweep seldom comes too soon for the run it is for.
         after = sorted((e + self.margin * d, run_id) for e, run_id in ends)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ApiError, TransportError
@@ -23,6 +23,7 @@ from .retry import call, is_retryable
 _PAGE = 100
 _IDLE = 0.05
 T = TypeVar("T")
+Heard = tuple[Run, float]  # a run as the server told of it, and when (our clock)
 
 
 class Poller:
@@ -34,8 +35,6 @@ class Poller:
         self._cost_next: dict[str, tuple[float, float]] = {}  # row -> (next read, first seen)
         self._gate = asyncio.Semaphore(batch.tuning.poll_concurrency)
         self._told = batch.mono()
-        self._heard: dict[str, float] = {}  # run -> when the server told of it (our clock)
-        self._asked = 0.0  # when the latest read went out
 
     async def run(self) -> None:
         b = self.b
@@ -93,11 +92,10 @@ class Poller:
 
     async def _sweep(self, flights: Sequence[InFlight]) -> set[str]:
         """Status of every run in flight; returns the rows whose runs finished."""
-        self._heard.clear()  # what a sweep cut short by an error left
         by_technique: dict[str, dict[str, InFlight]] = defaultdict(dict)
         for f in flights:
             by_technique[f.technique_id][f.run_id] = f
-        seen: dict[str, Run] = {}
+        seen: dict[str, Heard] = {}
         more: dict[str, str] = {}  # technique -> the cursor of the page after those read
         for technique, wanted in by_technique.items():
             if self._list_works.get(technique, True):
@@ -115,29 +113,28 @@ class Poller:
             if ids:
                 self.pacer.spend(1)
                 try:
-                    page = await self._call(
+                    page, at = await self._call(
                         self.b.client.list_runs, technique, cursor, _PAGE, None, ids
                     )
                 except ApiError as exc:
                     if is_retryable(exc):
                         raise
                     continue  # a cursor this server will not take: one by one, then
-                seen.update((r.run_id, r) for r in page.runs if r.run_id in ids)
-                self._heard_now(page.runs, ids)
+                seen.update((r.run_id, (r, at)) for r in page.runs if r.run_id in ids)
         due = [f for f in due if f.run_id not in seen]
         self.pacer.spend(len(due))
-        for run in await asyncio.gather(*(self._get(f) for f in due)):
-            if run is not None:
-                seen[run.run_id] = run
+        for heard in await asyncio.gather(*(self._get(f) for f in due)):
+            if heard is not None:
+                seen[heard[0].run_id] = heard
         return self._record(flights, seen)
 
     async def _list_cover(
         self, technique: str, wanted: dict[str, InFlight]
-    ) -> tuple[dict[str, Run], str | None]:
+    ) -> tuple[dict[str, Heard], str | None]:
         """Page the run history until it has covered every wanted run (or passed the oldest).
         Returns the runs found and the cursor of the next page, if there is one."""
         oldest = min((f.created_at for f in wanted.values() if f.created_at), default=None)
-        found: dict[str, Run] = {}
+        found: dict[str, Heard] = {}
         cursor = None
         # Enough pages for every run in flight: the oldest ones may lie beyond them (runs
         # created after them have come and gone), and are cheaper to read one by one.
@@ -145,7 +142,7 @@ class Poller:
         for _ in range(cap):
             try:
                 self.pacer.spend(1)
-                page = await self._call(
+                page, at = await self._call(
                     self.b.client.list_runs, technique, cursor, _PAGE, None, wanted
                 )
             except ApiError as exc:
@@ -158,8 +155,7 @@ class Poller:
                 return found, None
             for run in page.runs:
                 if run.run_id in wanted:
-                    found[run.run_id] = run
-            self._heard_now(page.runs, wanted)
+                    found[run.run_id] = (run, at)
             last = page.last_created_at
             cursor = page.next_cursor
             if len(found) == len(wanted) or not cursor:
@@ -168,44 +164,37 @@ class Poller:
                 return found, None  # past the oldest run wanted: no further page has it
         return found, cursor
 
-    async def _get(self, flight: InFlight) -> Run | None:
+    async def _get(self, flight: InFlight) -> Heard | None:
         async with self._gate:
             try:
-                started = self.b.wall()
-                run = await self._call(self.b.client.get_run, flight.technique_id, flight.run_id)
-                self._heard[run.run_id] = (started + self.b.wall()) / 2
-                return run
+                return await self._call(self.b.client.get_run, flight.technique_id, flight.run_id)
             except ApiError as exc:
                 if is_retryable(exc):
                     raise
                 self.b.emit(Event("notice", {"message": f"run {flight.run_id}: {exc}"}))
                 return None
 
-    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """A read, retried briefly: a blip should not cost a whole sweep interval."""
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> tuple[T, float]:
+        """A read, retried briefly: a blip should not cost a whole sweep interval. Returns the
+        answer and when the server wrote it, about halfway through the attempt that got it
+        (progress timed after the whole sweep would make every predicted end late by it)."""
 
-        async def attempt() -> T:
-            self._asked = self.b.wall()  # this attempt's, for the list page it reads
-            return await fn(*args)
+        async def attempt() -> tuple[T, float]:
+            asked = self.b.wall()
+            answer = await fn(*args)
+            return answer, (asked + self.b.wall()) / 2
 
         return await call(attempt, 3, give_up=lambda: self.b.stop.stopping)
 
-    def _heard_now(self, runs: Sequence[Run], wanted: Container[str]) -> None:
-        """The runs a list page just told of: the server looked at them about halfway through
-        the request (progress read later would make every predicted end late by the wait)."""
-        at = (self._asked + self.b.wall()) / 2
-        for run in runs:
-            if run.run_id in wanted:
-                self._heard[run.run_id] = at
-
-    def _record(self, flights: Sequence[InFlight], seen: dict[str, Run]) -> set[str]:
+    def _record(self, flights: Sequence[InFlight], seen: dict[str, Heard]) -> set[str]:
         b = self.b
         updates, finished, failed = [], [], []
         for f in flights:
-            run = seen.get(f.run_id)
-            if run is None:
+            heard = seen.get(f.run_id)
+            if heard is None:
                 continue
-            self.pacer.progress(run, self._heard.pop(f.run_id, b.wall()))
+            run, at = heard
+            self.pacer.progress(run, at)
             if run.status == f.run_status and not run.finished:
                 continue
             updates.append((f.row_id, run))
@@ -248,8 +237,8 @@ class Poller:
         b, now = self.b, self.b.mono()
         runs = await asyncio.gather(*(self._get(f) for f in due))
         updates = []
-        for f, run in zip(due, runs, strict=True):
-            self._heard.pop(f.run_id, None)  # a finished run: nothing to predict
+        for f, heard in zip(due, runs, strict=True):
+            run = heard[0] if heard is not None else None
             _, first = self._cost_next[f.row_id]
             self._cost_next[f.row_id] = (now + min(8.0, 2 * (now - first) + 0.1), first)
             if run is not None and run.charged_cost is not None:
