@@ -128,6 +128,36 @@ def test_progress_rises_while_running(start: Start) -> None:
     assert running == sorted(running) and len(set(running)) == 10 and max(running) < 100
 
 
+@pytest.mark.parametrize(
+    "rises, expected",
+    [
+        ("even", [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]),
+        # held at 0 while a model loads (a fifth), at 99 while outputs are stored (a tenth)
+        ("uneven", [0, 0, 7, 21, 35, 50, 64, 78, 92, 99]),
+        ("none", [0] * 10),
+    ],
+)
+def test_progress_can_rise_unevenly_or_not_at_all(
+    start: Start, rises: str, expected: list[int]
+) -> None:
+    emu = start(run_seconds=1.0, run_spread=0.0, pending_seconds=0.0, progress=rises,
+                faults={"fail_rate": 0})  # fmt: skip
+    run_id = emu.create().json()["run_id"]
+    seen = []
+    emu.clock.advance(0.05)
+    for _ in range(11):
+        run = emu.get(run_id)
+        seen.append((run["status"], run["progress"]))
+        emu.clock.advance(0.1)
+    assert seen[-1] == ("completed", 100)
+    assert {status for status, _ in seen[:-1]} == {"running"}
+    progress = [p for _, p in seen[:-1]]
+    assert all(abs(p - e) <= 1 for p, e in zip(progress, expected, strict=True)), progress
+    assert [p for p, e in zip(progress, expected, strict=True) if e in (0, 99)] == [
+        e for e in expected if e in (0, 99)
+    ]  # the held phases hold exactly
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 

@@ -59,6 +59,16 @@ _DEFAULT = EmulatorConfig()  # the CLI's defaults are the config's, so the two n
     help="Mean queue time as a fraction of --run-seconds, unless --pending-seconds is given.",
 )
 @click.option(
+    "--progress",
+    "progress",
+    default=_DEFAULT.progress,
+    show_default=True,
+    type=click.Choice(["even", "uneven", "none"]),
+    help="How a running run's progress rises: evenly in whole percents; unevenly (0 for the "
+    "first fifth of the run, as a model loads, 99 for the last tenth, as outputs are stored); "
+    "or not at all (0 until it ends).",
+)
+@click.option(
     "--jitter",
     type=click.FloatRange(0.0, 1.0, max_open=True),
     help="Deprecated: sets --run-spread to F/sqrt(3), the spread of a uniform +-F; "
@@ -279,7 +289,7 @@ def emulator(**kw: Any) -> None:
         config = EmulatorConfig(
             api_key=kw["api_key"], run_seconds=kw["run_seconds"], run_spread=run_spread,
             pending_seconds=kw["pending_seconds"], pending_fraction=kw["pending_fraction"],
-            seed=kw["seed"], quote_on_create=kw["quote_on_create"],
+            progress=kw["progress"], seed=kw["seed"], quote_on_create=kw["quote_on_create"],
             cost_drift_rate=kw["cost_drift_rate"], cost_drift=kw["cost_drift"],
             late_cost_seconds=kw["late_cost_seconds"], duplicate_mode=kw["duplicate_mode"],
             idempotency_window=kw["idempotency_window"],

@@ -5,6 +5,9 @@ A run is ``pending`` for a drawn queue time, then ``running`` for a drawn run ti
 created_at -> started_at -> completed_at. Both are lognormal with the same spread ``run_spread``
 (sigma of the underlying normal), their means ``pending_seconds`` (or ``pending_fraction`` of
 ``run_seconds``) and ``run_seconds``; a spread of 0 makes every run take exactly those times.
+While it runs, ``progress`` rises evenly in whole percents ("even"), unevenly ("uneven": held at
+0 for the first fifth of the run, as a model loads, and at 99 for the last tenth, as outputs are
+stored) or not at all ("none": 0 until the run ends, as servers that do not measure it answer).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "timestamps": ("s", "ms"),
     "id_field": ("run_id", "runId"),
     "absent_fields": ("omit", "null"),
+    "progress": ("even", "uneven", "none"),
 }
 _SECONDS = ("run_seconds", "late_cost_seconds", "idempotency_window", "upload_expiry")
 # name -> (low, high): the numbers that must lie in a range.
@@ -44,6 +48,7 @@ class EmulatorConfig:
     run_spread: float = 0.5  # sigma of the lognormal run and queue times; 0: exact
     pending_seconds: float | None = None  # mean queue time; None: pending_fraction * run_seconds
     pending_fraction: float = 0.1
+    progress: str = "even"  # how progress rises while a run runs: "even", "uneven" or "none"
     seed: int = 0
     quote_on_create: bool = True  # the create answer carries charged_cost = run_cost, a quote
     cost_drift_rate: float = 0.2  # chance a completed run's final cost differs from its quote

@@ -33,6 +33,7 @@ from .failures import (
 from .faults import Dice
 
 Clock = Callable[[], float]
+_LOADING, _STORING = 0.2, 0.9  # uneven progress: where in a run it starts and stops rising
 PROJECT_ID = "prj_emulator"
 WORKSPACE_ID = "ws_emulator"
 
@@ -61,14 +62,20 @@ class RunRecord:
             return "failed" if self.fails else "completed"
         return "running" if now >= self.started_at else "pending"
 
-    def progress(self, now: float) -> int:
+    def progress(self, now: float, rises: str = "even") -> int:
+        """Whole percents; ``rises`` as EmulatorConfig.progress says."""
         status = self.status(now)
         if status == "pending":
             return 0
-        if status == "running":
-            span = self.completed_at - self.started_at
-            return min(99, int(100 * (now - self.started_at) / span)) if span > 0 else 99
-        return 100
+        if status != "running":
+            return 100
+        span = self.completed_at - self.started_at
+        done = (now - self.started_at) / span if span > 0 else 1.0
+        if rises == "none":
+            return 0
+        if rises == "uneven":  # a model loading, then outputs being stored
+            done = (done - _LOADING) / (_STORING - _LOADING)
+        return max(0, min(99, int(100 * done)))
 
     @property
     def sort_key(self) -> tuple[float, str]:

@@ -37,7 +37,7 @@ class Views:
         if as_created:  # a fresh run is pending even when configured to start at once
             status, progress = "pending", 0
         else:
-            status, progress = rec.status(now), rec.progress(now)
+            status, progress = rec.status(now), rec.progress(now, self.config.progress)
         ended = status in ("completed", "failed")
         id_field = "run_id" if listed else self.config.id_field
         data: dict[str, Any] = {
