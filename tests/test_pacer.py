@@ -15,6 +15,13 @@ def learnt(duration: float) -> Pacer:
     return pacer
 
 
+def even_with_the_account(pacer: Pacer, flights: list[InFlight]) -> None:
+    """The runs out have paid (SHARE each) for what the sweeps spent, less the one request the
+    account runs ahead by on average: sweeps are neither dearer nor cheaper."""
+    pacer.next(True, flights, now=0.0)
+    pacer.spent = pacer.credit - 1
+
+
 def test_before_any_run_ends_sweeps_start_soon_and_slow_down() -> None:
     pacer = Pacer(0.005, 5.0)
     waits = [pacer.next(False, [flight("a")], now=float(i)) for i in range(6)]
@@ -23,15 +30,28 @@ def test_before_any_run_ends_sweeps_start_soon_and_slow_down() -> None:
 
 def test_many_short_runs_share_a_sweep_between_several_ends() -> None:
     pacer = learnt(0.35)
-    wait = pacer.next(True, [flight(str(i)) for i in range(50)], now=0.0)
+    flights = [flight(str(i)) for i in range(50)]
+    even_with_the_account(pacer, flights)
     # 50 runs of 0.35 s end at ~143 a second: a sweep every 1 / PER_END ends, no closer than
     # the polite bound.
-    assert abs(wait - max(POLITE * 0.35, 0.35 / 50 / PER_END)) < 1e-6
+    assert abs(pacer.next(True, flights, 0) - max(POLITE * 0.35, 0.35 / 50 / PER_END)) < 1e-6
     # 30 runs of 2 s: a sweep every 1 / PER_END ends.
-    assert (
-        abs(learnt(2.0).next(True, [flight(str(i)) for i in range(30)], 0) - 2 / 30 / PER_END)
-        < 1e-6
-    )
+    pacer = learnt(2.0)
+    flights = [flight(str(i)) for i in range(30)]
+    even_with_the_account(pacer, flights)
+    assert abs(pacer.next(True, flights, 0) - 2 / 30 / PER_END) < 1e-6
+
+
+def test_without_progress_sweeps_keep_to_the_account_too() -> None:
+    def wait(owed: float) -> float:
+        pacer = learnt(2.0)
+        flights = [flight(str(i)) for i in range(30)]  # no progress: the base interval
+        even_with_the_account(pacer, flights)
+        pacer.spend(int(owed) + 1)
+        return pacer.next(True, flights, now=0.0)
+
+    even = 2 / 30 / PER_END
+    assert wait(-2) < even < wait(1) < wait(4)
 
 
 def test_few_long_runs_are_looked_at_every_few_seconds_not_more() -> None:
@@ -196,6 +216,59 @@ def test_the_margin_after_a_predicted_end_follows_how_often_sweeps_come_too_soon
     assert margin_after(missed=False, looks=3) < 0  # never too soon: sooner
     # A miss moves it back as far as 19 looks on time move it forward: 1 in 20 too soon.
     assert abs(margin_after(True, 1) + 19 * margin_after(False, 1)) < 1e-9
+
+
+def test_the_margin_is_a_part_of_each_run_s_predicted_length() -> None:
+    pacer = learnt(2.0)
+    pacer.margin = 0.1
+    # Sent at t = 0, ends at t = 1.5 (10 % a second), a length of 1.5 s: the sweep for it goes
+    # out 0.15 s after, not 0.1 of the mean run (0.2 s).
+    flights = ending_at(pacer, {"a": 1.5}, now=1.0)
+    assert abs(pacer.next(False, flights, now=1.0) - 0.65) < 1e-9
+    assert not pacer.worth_a_look(flights[0], now=1.6)
+    assert pacer.worth_a_look(flights[0], now=1.66)
+
+
+def ended_as_predicted(pacer: Pacer, errors: list[float]) -> None:
+    """Runs of 2 s, each completed ``error`` (of its predicted length) after its progress
+    said: progress at t = 0 and 1 s after it was sent, 10 % a second (ends at 2 s, it says)."""
+    for i, error in enumerate(errors):
+        run_id = f"done-{i}"
+        pacer.progress(Run(run_id, "running", progress=80), 0.0)
+        pacer.progress(Run(run_id, "running", progress=90), 1.0)
+        done = Run(run_id, "completed", created_at=100.0, completed_at=102.0 + 2.0 * error)
+        pacer.observe(done, sent_at=0.0)
+
+
+def test_progress_whose_predictions_miss_widely_is_not_trusted() -> None:
+    def wait(errors: list[float]) -> tuple[float, float]:
+        """The next sweep's wait, and the base interval."""
+        pacer = learnt(2.0)
+        pacer.margin = 0.0
+        ended_as_predicted(pacer, errors)
+        ends = {str(i): 0.3 + 0.05 * i for i in range(30)}  # one end every 50 ms, it says
+        flights = ending_at(pacer, ends, now=0.0)
+        even_with_the_account(pacer, flights)
+        return pacer.next(False, flights, now=0.0), pacer.base(len(flights))
+
+    steady, base = wait([0.01 * (-1) ** i for i in range(40)])
+    assert abs(steady - 0.45) < 0.01 and base < 0.3  # swept as the first bunch of ends is in
+    # Misses as wide as several base intervals: the runs count as ending at the mean rate.
+    wild, base = wait([0.4 * (-1) ** i for i in range(40)])
+    assert abs(wild - base) < 1e-9
+
+
+def test_only_completed_runs_with_a_prediction_say_how_predictions_miss() -> None:
+    pacer = learnt(2.0)
+    pacer.observe(Run("x", "completed", created_at=0.0, completed_at=9.0), sent_at=0.0)
+    pacer.progress(Run("y", "running", progress=10), 0.0)
+    pacer.progress(Run("y", "running", progress=20), 1.0)
+    pacer.observe(Run("y", "failed", created_at=0.0, completed_at=1.5), sent_at=0.0)
+    assert not pacer._errors  # no prediction; a failure that came early
+    pacer.progress(Run("z", "running", progress=10), 0.0)
+    pacer.progress(Run("z", "running", progress=20), 1.0)  # ends at t = 9, it says
+    pacer.observe(Run("z", "completed", created_at=5.0, completed_at=15.0), sent_at=0.0)
+    assert list(pacer._errors) == [10 / 9 - 1]
 
 
 def test_sweeps_grow_dearer_as_they_spend_ahead_of_the_account() -> None:

@@ -17,8 +17,8 @@ With many runs out (the floor alone spends less than ``SHARE`` a run), an accoun
 to ``SHARE`` requests per row sent, list pages and single reads alike, less one for each tier
 re-send's create (with the creates, 1.25 a row, plus the few sweeps before the first end and
 after the last send): sweeps grow dearer as they spend ahead of it (up to four times) and
-cheaper behind it (down to half), and, overdrawn by more than two, the next waits the floor's
-interval.
+cheaper behind it (down to half), evenly spaced ones too, and, overdrawn by more than two, the
+next waits the floor's interval.
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -29,18 +29,24 @@ Where runs report ``progress``, each run's end is read off the rate at which its
 are split into the groups that cost the least, a sweep costing ``PRICE`` gaps between ends of
 waiting (with few runs out, what a base interval's sweep collects), and each group is swept just
 as its last run ends: ends that bunch up share a sweep, and a lone end far from the next is seen
-as it comes. "Just as" is a margin after the predicted end, learnt so that one such sweep in
-twenty (``MISSED``) finds its run still running: predictions run late by the request's time and
-truncated progress, or early on a server that rounds. Runs whose progress says nothing yet count
-as ending evenly at the mean rate, unless they were sent less than ``YOUNG * D`` ago (hardly any
-run ends that soon), and so does a run seen running past its predicted end twice without its
-progress rising (progress need not rise evenly). Runs older than the run list's first page are
-read when their predicted end has come.
+as it comes. "Just as" is a margin after the predicted end, a part of the run's predicted
+length, learnt so that one such sweep in twenty (``MISSED``) finds its run still running:
+predictions run late by the request's time and truncated progress, early where progress stalls
+before the end (a part of each run: hence a part of its length). Runs whose progress says
+nothing yet count as ending evenly at the mean rate, unless they were sent less than
+``YOUNG * D`` ago (hardly any run ends that soon), and so does a run seen running past its
+predicted end twice without its progress rising. So do all runs while the recent predictions
+miss by more than two base intervals (all but the worst ``MISSED`` either way, measured from the
+runs' lengths on the server's clock): progress that rises unevenly enough says less than evenly
+spaced sweeps. Runs older than the run list's first page are read when their predicted end has
+come.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,7 +61,8 @@ SHARE = 0.25  # polling requests a run may cost on average, when many are out
 PRICE = 6.0  # gaps between ends of waiting that one sweep is worth
 _HORIZON = 16  # predicted ends planned for at once
 MISSED = 0.05  # how often a sweep due just after a predicted end should find it running still
-_STEP = 0.004  # of a mean run: how far one look moves the margin after a predicted end
+_STEP = 0.004  # of a run's predicted length: how far one look moves the margin after its end
+_ERRORS = 64  # recent runs whose prediction errors say how widely predictions miss
 YOUNG = 0.4  # runs sent less than this part of a mean run ago hardly ever end yet
 _FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
 
@@ -87,19 +94,46 @@ class Pacer:
         self.credit = 0.0  # requests of polling the runs seen out have paid for
         self.peak = 0  # the most runs seen out at once
         self.spent = 0  # requests the sweeps made
-        self.margin = 0.003  # of a mean run: how long after a predicted end a sweep goes out
+        # Of a run's predicted length: how long after its predicted end a sweep goes out, and
+        # how widely predictions miss (from the recent runs' errors).
+        self.margin = 0.003
+        self.spread = 0.0
+        self._errors: deque[float] = deque(maxlen=_ERRORS)
         self._target: str | None = None  # the run the sweep about to go out is for
 
     def spend(self, requests: int) -> None:
         """A sweep made ``requests`` requests (list pages and single reads)."""
         self.spent += requests
 
-    def observe(self, run: Run) -> None:
-        """A run ended: learn its duration."""
-        self._seen.pop(run.run_id, None)
-        if run.completed_at and run.created_at and run.completed_at >= run.created_at:
-            d = run.completed_at - run.created_at
-            self.duration = d if self.duration is None else 0.9 * self.duration + 0.1 * d
+    def observe(self, run: Run, sent_at: float | None = None) -> None:
+        """A run ended: learn its duration and, if it completed (a failure may come early) after
+        its progress had predicted when, how far off that was. ``sent_at``: when we sent it."""
+        seen = self._seen.pop(run.run_id, None)
+        if not (run.completed_at and run.created_at and run.completed_at >= run.created_at):
+            return
+        d = run.completed_at - run.created_at
+        self.duration = d if self.duration is None else 0.9 * self.duration + 0.1 * d
+        end = seen.end() if seen is not None else None
+        # Lengths on the server's clock against ours: no offset between them is needed.
+        if run.status == "completed" and end is not None and sent_at is not None and end > sent_at:
+            self._errors.append(d / (end - sent_at) - 1)
+            self._calibrate()
+
+    def _calibrate(self) -> None:
+        """How widely the recent predictions missed, all but the ``MISSED`` worst either way.
+        (Lengths from the server's clock against ours: where they miss on average is learnt
+        from the sweeps instead, as that would need the clocks' offset.)"""
+        if len(self._errors) >= 16:
+            cuts = statistics.quantiles(self._errors, n=round(1 / MISSED), method="inclusive")
+            self.spread = cuts[-1] - cuts[0]
+
+    def _end(self, seen: _Seen | None, sent_at: float | None) -> float | None:
+        """When a sweep should find the run ended: its predicted end, plus the margin."""
+        end = seen.end() if seen is not None else None
+        if end is None:
+            return None
+        length = end - sent_at if sent_at is not None and end > sent_at else self.duration
+        return end + self.margin * (length or 0.0)
 
     def progress(self, run: Run, now: float) -> None:
         """A sweep showed an unfinished run's progress at ``now`` (our clock)."""
@@ -120,7 +154,7 @@ class Pacer:
         seen = self._seen.get(flight.run_id)
         if seen is None or self.duration is None:
             return True
-        end = seen.end()
+        end = self._end(seen, flight.sent_at)
         if end is not None:  # progress says when: then, or if it has not been seen for long
             return end <= now or now - seen.heard >= 2 * self.duration
         return now - seen.heard >= 4 * self.base(1)
@@ -154,10 +188,16 @@ class Pacer:
             self._known = live  # only the runs out can come again
         else:
             self._known |= new
-        ends, young, guesses = [], [], []
+        # Predictions that miss by more than the base interval tell less than evenly spaced
+        # sweeps (progress that stalls or jumps): the runs count as ending at the mean rate.
+        trusted = self.duration is None or self.spread * self.duration <= 2 * self.base(
+            len(flights)
+        )
+        ends: list[tuple[float, str]] = []
+        young, guesses = [], []
         for f in flights:
             seen = self._seen.get(f.run_id)
-            end = seen.end() if seen is not None else None
+            end = self._end(seen, f.sent_at) if trusted else None
             if seen is not None and end is not None and end <= now:
                 # Seen running past its predicted end: once it may just be late, twice (no
                 # progress since) the prediction is wrong and says nothing.
@@ -192,22 +232,20 @@ class Pacer:
             # find failed runs to send again; one more goes out just after the last end.
             wait = min(self.hi, DRAIN_FLOOR * d) * (1.5 if over else 1.0)
             if ends and not unknown:
-                wait = min(wait, max(ends)[0] + max(self.lo, 0.01 * d) - now)
+                wait = min(wait, max(ends)[0] - now)
             return max(self.lo, wait)
-        if not ends:
-            return base
+        # Sweeps grow dearer as they spend ahead of the account, cheaper behind.
+        steer = 2 ** min(2.0, max(-1.0, (owed + 1) / 2)) if accounted else 1.0
+        if not ends:  # evenly spaced sweeps collect ends in proportion to the interval
+            return min(self.hi, base * math.sqrt(steer))
         # A sweep is worth PRICE gaps between ends of waiting: where ends come evenly, a sweep
         # collects about sqrt(2 * PRICE) of them (three or four); where they bunch up, fewer
-        # sweeps collect them all. Each goes out just after a predicted end: a margin after
-        # it, learnt so that a sweep seldom comes too soon for the run it is for.
-        after = sorted((e + self.margin * d, run_id) for e, run_id in ends)
-        # (With few runs out, a sweep is worth what the base interval's sweeps collect.)
+        # sweeps collect them all. Each goes out just as a predicted end (with its margin)
+        # comes. (With few runs out, a sweep is worth what the base interval's sweeps collect.)
         gap = d / len(flights)
-        price = min(PRICE * gap, base * base / gap / 2)
-        if accounted:  # sweeps grow dearer as they spend ahead of the account, cheaper behind
-            price *= 2 ** min(2.0, max(-1.0, (owed + 1) / 2))
-        at = _next_sweep([e for e, _ in after], unknown / d, now, price, now + 4 * base)
-        self._target = next((run_id for e, run_id in after if e == at), None)
+        price = min(PRICE * gap, base * base / gap / 2) * steer
+        at = _next_sweep(sorted(e for e, _ in ends), unknown / d, now, price, now + 4 * base)
+        self._target = next((run_id for e, run_id in ends if e == at), None)
         if over:
             at = max(at, now + max(base, FLOOR * d))
             self._target = None
@@ -218,11 +256,11 @@ class Pacer:
         """The last sweep was for the run ``_target`` (due to have just ended): if it found
         that run still out, the margin grows; if not, it shrinks a little, so that a sweep is
         too soon ``MISSED`` of the time. (Predictions run late by the time an answer takes and
-        the truncation of progress; a server that rounds, or answers slowly, differs.)"""
+        the truncation of progress, early where progress stalls before the end.)"""
         target, self._target = self._target, None
         if target is not None:
             self.margin += _STEP * (1 - MISSED) if target in live else -_STEP * MISSED
-            self.margin = min(0.05, max(-0.05, self.margin))
+            self.margin = min(1.0, max(-0.5, self.margin))
 
     def backoff(self) -> float:
         self._idle += 3

@@ -204,8 +204,9 @@ class Poller:
                     failed.append((f.row_id, run, f.retries))
         resends = b.resends_for(failed)
         b.journal.record_runs(b.name, updates, resends)
+        sent = {f.row_id: f.sent_at for f in flights}
         for row_id, run in finished:
-            self.pacer.observe(run)
+            self.pacer.observe(run, sent[row_id])
             b.settle(row_id, run)
             b.meter.release()
             b.emit(Event("finished", {"row_id": row_id, "status": run.status,
