@@ -49,7 +49,7 @@ class Row:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.batchrun / self.baseline  # type: ignore[operator]
+        return self.batchrun / self.baseline
 
 
 @dataclass
@@ -128,9 +128,11 @@ class Speed:
     sweeps: float  # per unscaled second
 
 
-def _speed_once(sc: Scenario, run_dir: Path, manifest: Path, seed: int, ours: bool) -> Speed:
+def _speed_once(
+    sc: Scenario, run_dir: Path, manifest: Path, seed: int, ours: bool, *emulator: str
+) -> Speed:
     args = ("--run-seconds", str(sc.run_seconds), "--run-spread", str(sc.spread), "--seed",
-            str(seed))  # fmt: skip
+            str(seed), *emulator)  # fmt: skip
     with EmulatorProcess(*args) as emu:
         if ours:
             m = batchrun(run_dir, manifest, emu.base_url, "-c", str(sc.concurrency))
@@ -200,6 +202,32 @@ def failures(tmp: Path) -> list[Row]:
             wall <= 1.10),
         Row(f"  requests per row{_of(requests)}", "req", req, None, "<= 1.3", req <= 1.3),
     ]  # fmt: skip
+
+
+def progress_kinds(tmp: Path) -> list[Row]:
+    """The two short-run scenarios on a server whose progress stalls before a run ends, or says
+    nothing (the emulator's --progress uneven and none): sweeps then fall back on the rate at
+    which runs end. Ours alone: the baseline does not read progress."""
+    rows = []
+    for kind in ("uneven", "none"):
+        for n, sc in enumerate(SCENARIOS[:2]):
+            manifest = write_manifest(tmp / f"progress-{kind}-{n}.csv", sc.rows)
+            walls, requests = [], []
+            for i in range(REPEAT):
+                run_dir = tmp / f"progress-{kind}-{n}-{i}"
+                run_dir.mkdir()
+                s = _speed_once(sc, run_dir, manifest, i, True, "--progress", kind)
+                walls.append(s.wall)
+                requests.append(s.requests)
+            label = f"{sc.name}, progress {kind}, {sc.rows} rows, C={sc.concurrency}"
+            wall, req = median(walls), median(requests)
+            most = 1.20 if kind == "uneven" else 1.25  # nothing said: sweeps evenly spaced
+            rows += [
+                Row(f"wall / limit, {label}{_of(walls)}", "x", wall, None,
+                    f"<= {most:.2f} (ours)", wall <= most),
+                Row(f"  requests per row{_of(requests)}", "req", req, None, "<= 1.3", req <= 1.3),
+            ]  # fmt: skip
+    return rows
 
 
 def cpu(tmp: Path) -> Row:
@@ -277,7 +305,8 @@ def main() -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as d:
         tmp = Path(d)
-        for scenario in (speed, failures, cpu, memory, resume, journal, pg_load, workers):
+        for scenario in (speed, failures, progress_kinds, cpu, memory, resume, journal, pg_load,
+                         workers):  # fmt: skip
             print(f"bench: {scenario.__name__}...", file=sys.stderr, flush=True)
             got = scenario(tmp)
             rows.extend(got if isinstance(got, list) else [got])
