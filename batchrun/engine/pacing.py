@@ -17,8 +17,8 @@ With many runs out (the floor alone spends less than ``SHARE`` a run), an accoun
 to ``SHARE`` requests per row sent, list pages and single reads alike, less one for each tier
 re-send's create (with the creates, 1.25 a row, plus the few sweeps before the first end and
 after the last send): sweeps grow dearer as they spend ahead of it (up to four times) and
-cheaper behind it (down to half), evenly spaced ones too, and, overdrawn by more than two, the
-next waits the floor's interval.
+cheaper behind it (down to half), evenly spaced ones too, and, overdrawn by more than two, a
+sweep planned for predicted ends waits the floor's interval instead.
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
