@@ -188,8 +188,8 @@ class Pacer:
             self._known = live  # only the runs out can come again
         else:
             self._known |= new
-        # Predictions that miss by more than the base interval tell less than evenly spaced
-        # sweeps (progress that stalls or jumps): the runs count as ending at the mean rate.
+        # Predictions whose misses spread over more than two base intervals tell less than
+        # evenly spaced sweeps (progress that jumps): the runs count as ending at the mean rate.
         trusted = self.duration is None or self.spread * self.duration <= 2 * self.base(
             len(flights)
         )
