@@ -206,8 +206,9 @@ def failures(tmp: Path) -> list[Row]:
 
 def progress_kinds(tmp: Path) -> list[Row]:
     """The two short-run scenarios on a server whose progress stalls before a run ends, or says
-    nothing (the emulator's --progress uneven and none): sweeps then fall back on the rate at
-    which runs end. Ours alone: the baseline does not read progress."""
+    nothing (the emulator's --progress uneven and none): the margin after predicted ends learns
+    the stall; without progress, sweeps follow the rate at which runs end. Ours alone: the
+    baseline does not read progress."""
     rows = []
     for kind in ("uneven", "none"):
         for n, sc in enumerate(SCENARIOS[:2]):
