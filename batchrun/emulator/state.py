@@ -69,10 +69,10 @@ class RunRecord:
             return 0
         if status != "running":
             return 100
-        span = self.completed_at - self.started_at
-        done = (now - self.started_at) / span if span > 0 else 1.0
         if rises == "none":
             return 0
+        span = self.completed_at - self.started_at
+        done = (now - self.started_at) / span if span > 0 else 1.0
         if rises == "uneven":  # a model loading, then outputs being stored
             done = (done - _LOADING) / (_STORING - _LOADING)
         return max(0, min(99, int(100 * done)))

@@ -199,14 +199,13 @@ class Poller:
                 continue
             updates.append((f.row_id, run))
             if run.finished:
-                finished.append((f.row_id, run))
+                finished.append((f.row_id, run, f.sent_at))
                 if run.status == "failed":
                     failed.append((f.row_id, run, f.retries))
         resends = b.resends_for(failed)
         b.journal.record_runs(b.name, updates, resends)
-        sent = {f.row_id: f.sent_at for f in flights}
-        for row_id, run in finished:
-            self.pacer.observe(run, sent[row_id])
+        for row_id, run, sent_at in finished:
+            self.pacer.observe(run, sent_at)
             b.settle(row_id, run)
             b.meter.release()
             b.emit(Event("finished", {"row_id": row_id, "status": run.status,
@@ -216,7 +215,7 @@ class Poller:
                                           "seconds": resends.at[row_id] - b.wall()}))  # fmt: skip
         if finished:
             b.changed.set()
-        return {row_id for row_id, _ in finished}
+        return {row_id for row_id, _, _ in finished}
 
     # -- late costs --------------------------------------------------------------------------
 
