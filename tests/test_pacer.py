@@ -1,6 +1,10 @@
 """Sweep pacing: when the poller looks at the run list again."""
 
-from batchrun.engine.pacing import DRAIN_FLOOR, FLOOR, PER_END, POLITE, SHARE, Pacer
+import itertools
+
+import pytest
+
+from batchrun.engine.pacing import DRAIN_FLOOR, FLOOR, LATE, PER_END, POLITE, SHARE, Pacer
 from batchrun.journal import InFlight
 from batchrun.models import Run
 
@@ -107,15 +111,25 @@ def test_once_every_row_is_sent_one_sweep_goes_out_just_after_the_last_end() -> 
     assert 0.5 < wait <= 0.5 + 0.05
 
 
-def test_a_prediction_refuted_twice_says_nothing() -> None:
+def test_a_late_run_is_looked_at_again_as_late_again_until_its_prediction_says_nothing() -> None:
     pacer = learnt(2.0)
+    pacer.margin = 0.0
     pacer.progress(Run("run-a", "running", progress=10), 0.0)
     pacer.progress(Run("run-a", "running", progress=50), 0.4)  # ends at t = 0.9, it says
-    pacer.progress(Run("run-a", "running", progress=50), 1.0)  # seen running past it
-    first = pacer.next(False, [flight("a")], now=1.0)
-    assert first < pacer.base(1)  # late, perhaps: looked at again soon
-    pacer.progress(Run("run-a", "running", progress=50), 1.0 + first)  # still running, no news
-    assert pacer.next(False, [flight("a")], now=1.0 + first) == pacer.base(1)
+    now, waits = 0.9, []
+    while now < 2.0:
+        pacer.progress(Run("run-a", "running", progress=50), now)  # still running, no news
+        waits.append(pacer.next(False, [flight("a")], now=now))
+        now += waits[-1]
+    # From its end on, each look as late again as the last (from 0.005 s: the least interval),
+    # until it is late by LATE of its length (0.9 s, as it was sent at t = 0): then the
+    # prediction says nothing, and it counts as ending at the mean rate.
+    late = waits[: waits.index(pacer.base(1))]
+    assert late[:2] == pytest.approx([0.005, 0.005]) and len(late) >= 5
+    assert all(abs(b - 2 * a) < 1e-9 for a, b in itertools.pairwise(late[1:]))
+    assert sum(late[:-1]) <= LATE * 0.9 < sum(late)
+    assert all(w == pacer.base(1) for w in waits[len(late) :])
+    assert pacer.margin == 0.0  # looks at a run already late teach nothing of the margin
 
 
 def test_a_run_beyond_the_list_is_read_when_its_progress_says_it_has_ended() -> None:

@@ -34,8 +34,10 @@ length, learnt so that one such sweep in twenty (``MISSED``) finds its run still
 predictions run late by the request's time and truncated progress, early where progress stalls
 before the end (a part of each run: hence a part of its length). Runs whose progress says
 nothing yet count as ending evenly at the mean rate, unless they were sent less than
-``YOUNG * D`` ago (hardly any run ends that soon), and so does a run seen running past its
-predicted end twice without its progress rising. So do all runs while the recent predictions
+``YOUNG * D`` ago (hardly any run ends that soon). A run seen running past its predicted end is
+looked at again after as long again as it is late (each look twice as late: a last run that ends
+a step of progress late is seen then, not a floor's interval later), and counts as ending at the
+mean rate once late by ``LATE`` of its length. So do all runs while the recent predictions
 miss by more than two base intervals (all but the worst ``MISSED`` either way, measured from the
 runs' lengths on the server's clock): progress that rises unevenly enough says less than evenly
 spaced sweeps. Runs older than the run list's first page are read when their predicted end has
@@ -64,6 +66,7 @@ MISSED = 0.05  # how often a sweep due just after a predicted end should find it
 _STEP = 0.004  # of a run's predicted length: how far one look moves the margin after its end
 _ERRORS = 64  # recent runs whose prediction errors say how widely predictions miss
 YOUNG = 0.4  # runs sent less than this part of a mean run ago hardly ever end yet
+LATE = 0.25  # of a run's predicted length: this late, its prediction says nothing
 _FIRST = 0.05  # before any run has ended: look soon (runs may be quick), then less often
 
 
@@ -72,7 +75,6 @@ class _Seen:
     first: tuple[float, float]  # (our time, progress) when progress was first above 0
     last: tuple[float, float]
     heard: float  # our time of the latest look at the run
-    refuted: float | None = None  # the progress at which a look found it running past its end
 
     def end(self) -> float | None:
         """When the run should end, on our clock, if its progress rises steadily."""
@@ -132,8 +134,11 @@ class Pacer:
         end = seen.end() if seen is not None else None
         if end is None:
             return None
-        length = end - sent_at if sent_at is not None and end > sent_at else self.duration
-        return end + self.margin * (length or 0.0)
+        return end + self.margin * self._length(end, sent_at)
+
+    def _length(self, end: float, sent_at: float | None) -> float:
+        """A run's predicted length: from when we sent it to its predicted ``end``."""
+        return end - sent_at if sent_at is not None and end > sent_at else self.duration or 0.0
 
     def progress(self, run: Run, now: float) -> None:
         """A sweep showed an unfinished run's progress at ``now`` (our clock)."""
@@ -194,21 +199,20 @@ class Pacer:
             len(flights)
         )
         ends: list[tuple[float, str]] = []
-        young, guesses = [], []
+        young, guesses, late = [], [], set()
         for f in flights:
             seen = self._seen.get(f.run_id)
             end = self._end(seen, f.sent_at) if trusted else None
-            if seen is not None and end is not None and end <= now:
-                # Seen running past its predicted end: once it may just be late, twice (no
-                # progress since) the prediction is wrong and says nothing.
-                if seen.refuted == seen.last[1]:
-                    end = None
-                elif now - seen.heard < 1.0:
-                    seen.refuted = seen.last[1]
+            if end is not None and end <= now:
+                # Running past its predicted end: looked at again after as long again as it is
+                # late, until it is so late that the prediction is wrong and says nothing.
+                behind = now - end
+                end = None if behind > LATE * self._length(end, f.sent_at) else now + behind
+                late.add(f.run_id)
             if end is None:
                 young.append(f.sent_at)
                 continue
-            ends.append((max(end, now), f.run_id))  # overdue: ends any moment now
+            ends.append((end, f.run_id))
             if f.sent_at is not None:
                 guesses.append(end - f.sent_at)
         d = self.duration
@@ -245,7 +249,8 @@ class Pacer:
         gap = d / len(flights)
         price = min(PRICE * gap, base * base / gap / 2) * steer
         at = _next_sweep(sorted(e for e, _ in ends), unknown / d, now, price, now + 4 * base)
-        self._target = next((run_id for e, run_id in ends if e == at), None)
+        # A late run's look says nothing of the margin: it was due already.
+        self._target = next((r for e, r in ends if e == at and r not in late), None)
         if over:
             at = max(at, now + max(base, FLOOR * d))
             self._target = None
