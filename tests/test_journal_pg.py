@@ -376,6 +376,90 @@ def test_a_large_load_then_a_reload_classifies_every_row(journal: JournalStore) 
     assert journal.counts(B) == dict(stats.by_state)
 
 
+# -- lock order: a load and the workers wait for each other, never deadlock -------------------
+
+
+def _reversed_rows(n: int = 20) -> list[Job | RowProblem]:
+    """Rows the manifest lists against their ids' order (so stored, too): a transaction that
+    changed rows in the manifest's order would lock them against the workers' order."""
+    return [job(i, row_id=f"r{n - 1 - i:02d}") for i in range(n)]
+
+
+def _waits_instead_of_deadlocking(url: str, action: Any) -> None:
+    """A transaction holds the first row (by id) while ``action`` runs on another connection,
+    then takes every other row in id order, as workers change rows. ``action`` must wait for the
+    first row without holding any other: otherwise PostgreSQL finds a deadlock and aborts one
+    of the two."""
+    failed: list[BaseException] = []
+
+    def act() -> None:
+        try:
+            action()
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT 1 FROM rows WHERE row_id = 'r00' FOR UPDATE")
+        thread = threading.Thread(target=act)
+        thread.start()
+        with psycopg.connect(url, autocommit=True) as watch:
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            deadline = time.monotonic() + 10
+            while watch.execute(waiting).fetchone() == (0,):
+                assert thread.is_alive() and time.monotonic() < deadline, "it never waited"
+                time.sleep(0.01)
+        holder.execute("SELECT 1 FROM rows WHERE row_id > 'r00' ORDER BY row_id FOR UPDATE")
+        holder.commit()
+        thread.join(30)
+    assert not failed, failed
+
+
+def test_a_reload_locks_the_rows_it_changes_in_id_order(pg_url: str) -> None:
+    with PgJournal.open(pg_url) as j:
+        load(j, _reversed_rows())
+
+    def reload() -> None:  # every row edited
+        with PgJournal.open(pg_url) as j:
+            stats, committed = load(
+                j, [job(i, "edited", row_id=f"r{19 - i:02d}") for i in range(20)]
+            )
+            assert committed and stats.edited == 20
+
+    _waits_instead_of_deadlocking(pg_url, reload)
+
+
+def test_a_worker_renews_and_releases_its_leases_in_id_order(pg_url: str) -> None:
+    with PgJournal.open(pg_url) as j:
+        load(j, _reversed_rows())
+        assert len(j.claim_pending(B, "w", 20, 60)) == 20  # claimed (so stored) in manifest order
+
+    def renew() -> None:
+        with PgJournal.open(pg_url) as j:
+            assert j.renew_leases("w", 60) == 20
+
+    def release() -> None:
+        with PgJournal.open(pg_url) as j:
+            assert j.release_leases("w") == 20
+
+    _waits_instead_of_deadlocking(pg_url, renew)
+    _waits_instead_of_deadlocking(pg_url, release)
+
+
+def test_answers_and_write_aheads_in_one_commit_lock_their_rows_in_id_order(pg_url: str) -> None:
+    with PgJournal.open(pg_url) as j:
+        load(j, _reversed_rows())
+        j.mark_sending(B, [("r19", "k19", b"19")])
+
+    def send() -> None:  # the answer for r19 and the write-ahead of r00 ride on one commit
+        with PgJournal.open(pg_url) as j:
+            j.mark_sending(B, [("r00", "k00", b"0")], [("r19", Run("run_19", "running"))])
+
+    _waits_instead_of_deadlocking(pg_url, send)
+
+
 # -- several workers: claims, leases, slots ----------------------------------------------------
 
 

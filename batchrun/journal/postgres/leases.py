@@ -30,6 +30,8 @@ from .sending import _TASK_COLS, PgSending, _task
 DEFAULT_LEASE_SECONDS = 120.0
 _IN_FLIGHT = (State.SENDING.value, State.SUBMITTED.value)
 _LEASE = "now() + make_interval(secs => %(lease)s)"
+# A worker's leased rows, locked in row id order: the order every transaction changes rows in.
+_HELD = "SELECT batch, row_id FROM rows WHERE lease_owner = %(worker)s {} ORDER BY 1, 2 FOR UPDATE"
 
 
 class PgLeases(PgSending):
@@ -82,8 +84,9 @@ class PgLeases(PgSending):
                 args,
             )
             cur.execute(
-                f"UPDATE rows SET lease_expires = {_LEASE} WHERE lease_owner = %(worker)s "
-                "AND lease_expires > now()",
+                f"UPDATE rows r SET lease_expires = {_LEASE} "
+                f"FROM ({_HELD.format('AND lease_expires > now()')}) held "
+                "WHERE r.batch = held.batch AND r.row_id = held.row_id",
                 args,
             )
             return cur.rowcount
@@ -109,8 +112,10 @@ class PgLeases(PgSending):
                 (worker_id,),
             )
             cur.execute(
-                "UPDATE rows SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = %s",
-                (worker_id,),
+                "UPDATE rows r SET lease_owner = NULL, lease_expires = NULL "
+                f"FROM ({_HELD.format('')}) held "
+                "WHERE r.batch = held.batch AND r.row_id = held.row_id",
+                {"worker": worker_id},
             )
             return cur.rowcount
 
@@ -282,6 +287,7 @@ class PgLeases(PgSending):
         Each pending row marked uses one of the worker's send slots."""
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
+            self._lock_in_order(cur, batch, answered, sends)
             self._update_runs(cur, batch, answered, now)
             self._schedule_resends(cur, batch, resends, answered)
             if not sends:

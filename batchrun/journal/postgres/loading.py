@@ -126,6 +126,16 @@ class PgLoading(PgStore):
                 stats.to_send[technique] += n
 
     def _apply(self, cur: Cursor, batch: str, stats: SyncStats, now: float) -> None:
+        # The rows this load changes are locked first, in row id order: workers change rows in
+        # that order too, so a worker recording answers waits for the load (or the load for
+        # it) instead of the two deadlocking over rows the manifest lists in another order.
+        cur.execute(
+            "SELECT 1 FROM rows r LEFT JOIN incoming i ON i.row_id = r.row_id "
+            "WHERE r.batch = %s AND (i.row_id IS NULL AND r.idx IS NOT NULL "
+            "OR r.digest <> i.digest OR r.idx IS DISTINCT FROM i.idx OR r.line <> i.line "
+            "OR r.cells <> i.cells) ORDER BY r.row_id FOR UPDATE OF r",
+            (batch,),
+        )
         edited = "r.batch = %s AND r.row_id = i.row_id AND r.digest <> i.digest"
         cur.execute(
             "INSERT INTO history SELECT r.batch, r.row_id, r.attempt, r.digest, r.state, "

@@ -70,10 +70,28 @@ class PgSending(PgStore):
         ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
+            self._lock_in_order(cur, batch, answered, sends)
             self._update_runs(cur, batch, answered, now)
             self._schedule_resends(cur, batch, resends, answered)
             self._mark(cur, batch, sends, now)
         return now
+
+    @staticmethod
+    def _lock_in_order(
+        cur: Cursor,
+        batch: str,
+        answered: Sequence[tuple[str, Run]],
+        sends: Sequence[tuple[str, str, bytes]],
+    ) -> None:
+        """Answers and write-aheads in one commit change two sets of rows: both are locked
+        first, together in row id order, as a load and every other transaction change rows."""
+        if answered and sends:
+            ids = sorted({r for r, _ in answered} | {r for r, _, _ in sends})
+            cur.execute(
+                "SELECT 1 FROM rows WHERE batch = %s AND row_id = ANY(%s) ORDER BY row_id "
+                "FOR UPDATE",
+                (batch, ids),
+            )
 
     @staticmethod
     def _mark(
