@@ -4,7 +4,16 @@ import itertools
 
 import pytest
 
-from batchrun.engine.pacing import DRAIN_FLOOR, FLOOR, LATE, PER_END, POLITE, SHARE, Pacer
+from batchrun.engine.pacing import (
+    DRAIN_FLOOR,
+    FLOOR,
+    LATE,
+    PER_END,
+    POLITE,
+    RESERVE,
+    SHARE,
+    Pacer,
+)
 from batchrun.journal import InFlight
 from batchrun.models import Run
 
@@ -158,15 +167,28 @@ def test_with_many_runs_out_sweeps_keep_to_their_share_of_requests() -> None:
     def wait(spent: int) -> float:
         pacer = learnt(2.0)
         flights = [flight(str(i)) for i in range(30)]
-        pacer.next(False, flights, now=0.0)  # 30 runs out: they pay for SHARE requests each
+        # 30 runs out: they pay for SHARE requests each, less what their 30 slots keep back for
+        # the sweeps after the last send.
+        pacer.next(False, flights, now=0.0)
         pacer.spend(spent)
         for i in range(30):  # ends bunch up soon: worth an early sweep
             pacer.progress(Run(f"run-{i}", "running", progress=10), 0.0)
             pacer.progress(Run(f"run-{i}", "running", progress=80), 0.7)
         return pacer.next(False, flights, now=0.7)
 
-    assert wait(spent=int(SHARE * 30)) < 0.4  # within its share: the bunch is collected
-    assert wait(spent=int(SHARE * 30) + 5) >= FLOOR * 2.0  # overdrawn: the floor's interval
+    paid = int((SHARE - RESERVE) * 30)
+    assert wait(spent=paid) < 0.4  # within its share: the bunch is collected
+    assert wait(spent=paid + 5) >= FLOOR * 2.0  # overdrawn: the floor's interval
+
+
+def test_each_slot_keeps_part_of_the_share_back_for_the_sweeps_after_the_last_send() -> None:
+    pacer = learnt(2.0)
+    first = [flight(str(i)) for i in range(50)]
+    pacer.next(False, first, now=0.0)
+    assert pacer.credit == pytest.approx(50 * (SHARE - RESERVE))
+    # Later runs in the same 50 slots pay their whole share: the slots kept theirs back once.
+    pacer.next(True, [flight(str(i)) for i in range(50, 100)], now=1.0)
+    assert pacer.credit == pytest.approx(100 * SHARE - 50 * RESERVE)
 
 
 def test_a_re_sends_create_is_paid_from_the_polling_account() -> None:
@@ -175,7 +197,7 @@ def test_a_re_sends_create_is_paid_from_the_polling_account() -> None:
         flights = [InFlight(str(i), f"run-{i}", "tech", None, "running", 0.0, retries)
                    for i in range(30)]  # fmt: skip
         pacer.next(False, flights, now=0.0)
-        pacer.spend(int(SHARE * 30))  # as much as 30 first runs pay for
+        pacer.spend(int((SHARE - RESERVE) * 30))  # as much as 30 first runs pay for
         for i in range(30):
             pacer.progress(Run(f"run-{i}", "running", progress=10), 0.0)
             pacer.progress(Run(f"run-{i}", "running", progress=80), 0.7)

@@ -15,10 +15,12 @@ created to completed, learnt from the runs that ended). The sweep rate is
 
 With many runs out (the floor alone spends less than ``SHARE`` a run), an account holds polling
 to ``SHARE`` requests per row sent, list pages and single reads alike, less one for each tier
-re-send's create (with the creates, 1.25 a row, plus the few sweeps before the first end and
-after the last send): sweeps grow dearer as they spend ahead of it (up to four times) and
-cheaper behind it (down to half), evenly spaced ones too, and, overdrawn by more than two, a
-sweep planned for predicted ends waits the floor's interval instead.
+re-send's create and ``RESERVE`` for each slot (the sweeps after the last send, when runs end
+and none is sent, come out of it): with the creates, 1.28 a row in all. Sweeps grow dearer as
+they spend ahead of it (up to four times) and cheaper behind it (down to half), evenly spaced
+ones too, and, overdrawn by more than two, a sweep planned for predicted ends waits the floor's
+interval instead. (The issue's bound is 1.3 a row; each sweep more a run shortens the wait for
+one, so the account spends nearly all of it.)
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -59,7 +61,8 @@ PER_END = 0.25
 FLOOR = 0.2
 DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
 POLITE = 0.06
-SHARE = 0.25  # polling requests a run may cost on average, when many are out
+SHARE = 0.28  # polling requests a run may cost on average, when many are out
+RESERVE = 0.2  # of SHARE, per slot: for the sweeps after the last send
 PRICE = 6.0  # gaps between ends of waiting that one sweep is worth
 _HORIZON = 16  # predicted ends planned for at once
 MISSED = 0.05  # how often a sweep due just after a predicted end should find it running still
@@ -227,7 +230,9 @@ class Pacer:
         # With many runs out, sweeps keep to what the runs sent have paid for: overdrawn, they
         # wait longer than the base interval until later runs have. (With few out, as at C=8,
         # the floor's rate is what is spent.)
-        self.peak = max(self.peak, len(flights))
+        grown = max(0, len(flights) - self.peak)
+        self.peak += grown
+        self.credit -= RESERVE * grown
         accounted = self.peak * FLOOR * SHARE >= 1
         owed = self.spent - self.credit
         over = accounted and owed > 2
