@@ -339,6 +339,28 @@ def test_edited_row_runs_again_and_history_keeps_the_old_result(journal: Journal
     assert "run_0" in journal.known_run_ids()
 
 
+def test_an_answer_for_a_key_the_row_has_moved_on_from_is_not_recorded(
+    journal: JournalStore,
+) -> None:
+    """A reload edits a row whose create is still out (another worker's, on PostgreSQL): that
+    create's answer, when it comes, must not land on the row, which is to run the edit."""
+    load(journal, [job(0)])
+    journal.mark_sending(B, [("r0", "k1", b"1")])
+    load(journal, [job(0, value="a new prompt")])
+    journal.record_runs(B, [("r0", Run("run_old", "running"))], keys={"r0": "k1"})
+    (row,) = journal.report_rows(B)
+    assert row.state == State.PENDING and row.run_id is None
+    # Sent again under the next attempt's key: still no place for the old answer, riding on a
+    # write-ahead or on its own; the new one lands.
+    journal.mark_sending(B, [("r0", "k2", b"2")])
+    journal.mark_sending(B, [], [("r0", Run("run_old", "running"))], keys={"r0": "k1"})
+    (row,) = journal.report_rows(B)
+    assert row.state == State.SENDING and row.run_id is None
+    journal.record_runs(B, [("r0", Run("run_new", "running"))], keys={"r0": "k2"})
+    (row,) = journal.report_rows(B)
+    assert row.state == State.SUBMITTED and row.run_id == "run_new"
+
+
 def test_problems_roll_back_unless_accepted(journal: JournalStore) -> None:
     bad = RowProblem(index=1, line=3, row_id="r1", reason="row has no input values")
     stats, ok = load(journal, [job(0), bad])

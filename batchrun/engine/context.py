@@ -97,7 +97,8 @@ class Batch:
     # Creates answered, not yet in the journal: they ride on the next write-ahead commit, or are
     # written before the poller reads what is in flight. A process killed before either leaves
     # those rows "sending", and a rerun resends the same keys, which the server replays.
-    answered: list[tuple[str, Run]] = field(default_factory=list)
+    # (row_id, run, the key it was created under)
+    answered: list[tuple[str, Run, str]] = field(default_factory=list)
 
     # --max-cost's account (None: no budget) and the tier re-send policy (None: --retries 0)
     budget: Budget | None = None
@@ -113,10 +114,15 @@ class Batch:
     # with a journal shared by several workers, rows are leased and limits batch-wide.
     claims: LocalClaims | None = None
 
-    def take_answered(self) -> tuple[list[tuple[str, Run]], Resends | None]:
-        """Answers not yet in the journal, and the re-sends their failed runs call for."""
+    def take_answered(
+        self,
+    ) -> tuple[list[tuple[str, Run]], Resends | None, dict[str, str]]:
+        """Answers not yet in the journal, the re-sends their failed runs call for, and the key
+        each was created under (an answer for a row since moved to another key is stale)."""
         taken, self.answered = self.answered, []
-        return taken, self.resends_for([(row_id, run, 0) for row_id, run in taken])
+        runs = [(row_id, run) for row_id, run, _ in taken]
+        keys = {row_id: key for row_id, _, key in taken}
+        return runs, self.resends_for([(row_id, run, 0) for row_id, run in runs]), keys
 
     def record_answered(self) -> None:
         if self.answered:

@@ -21,7 +21,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..journal import JournalStore, Leasing, Resends, RowTask
@@ -77,9 +77,10 @@ class LocalClaims:
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]],
         resends: Resends | None,
+        keys: Mapping[str, str],
     ) -> list[str] | None:
         """The write-ahead mark; returns the rows to send, or None for all of them."""
-        self.b.journal.mark_sending(self.b.name, sends, answered, resends)
+        self.b.journal.mark_sending(self.b.name, sends, answered, resends, keys)
         return None
 
     def left(self) -> bool:
@@ -175,9 +176,12 @@ class LeasedClaims(LocalClaims):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]],
         resends: Resends | None,
+        keys: Mapping[str, str],
     ) -> list[str] | None:
         b = self.b
-        marked = self.journal.mark_sending_leased(b.name, self.worker_id, sends, answered, resends)
+        marked = self.journal.mark_sending_leased(
+            b.name, self.worker_id, sends, answered, resends, keys
+        )
         # Slots taken for rows not marked (a lease lost, a resend that needed none) go back.
         self.journal.release_send_slots(b.name, self.worker_id, 1 << 30)
         return marked

@@ -296,7 +296,7 @@ class Submitter:
 
     def _adopt(self, task: RowTask, created: Created, sent_at: float | None) -> None:
         b, run = self.b, created.run
-        b.answered.append((task.row_id, run))
+        b.answered.append((task.row_id, run, task.idem_key or ""))
         b.settle(task.row_id, run)
         if run.created_at is not None and sent_at is not None and not created.replayed:
             b.clock_offsets.append(run.created_at - sent_at)

@@ -11,7 +11,7 @@ machines.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -69,9 +69,14 @@ class JournalStore(Protocol):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
         resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> float: ...
     def record_runs(
-        self, batch: str, updates: Sequence[tuple[str, Run]], resends: Resends | None = None
+        self,
+        batch: str,
+        updates: Sequence[tuple[str, Run]],
+        resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None: ...
     def set_state(
         self,
@@ -175,6 +180,7 @@ class Leasing(Protocol):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
         resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> list[str]: ...
     def in_flight_count(self, batch: str) -> int: ...
     def claim_downloads(

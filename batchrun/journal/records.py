@@ -187,11 +187,14 @@ def report_row(
     )  # fmt: skip
 
 
-def run_update(row_id: str, run: Run, now: float, batch: str) -> tuple[Any, ...]:
+def run_update(
+    row_id: str, run: Run, now: float, batch: str, key: str | None = None
+) -> tuple[Any, ...]:
     """What recording a run writes to its row, in the order both back ends' UPDATE takes:
     state, run_id, run_status, cost, quote, cost_final, error_code, error_message, outputs,
-    created_at, started_at, completed_at, updated_at, batch, row_id, and the run id twice more
-    (the guard: only news of the row's own run counts)."""
+    created_at, started_at, completed_at, updated_at, batch, row_id, the run id twice more and
+    ``key`` twice (the guards: only news of the row's own run counts, and a create's answer only
+    while the row is still under the key it was sent with)."""
     state = run.status if run.finished else "submitted"
     # A failed run that reports no cost was not charged; only completed ones wait for it.
     final = int(run.finished and (run.charged_cost is not None or run.status == "failed"))
@@ -199,4 +202,4 @@ def run_update(row_id: str, run: Run, now: float, batch: str) -> tuple[Any, ...]
     cost, quote = (run.charged_cost, None) if run.finished else (None, run.charged_cost)
     return (state, run.run_id, run.status, cost, quote, final, run.error_code, run.error_message,
             _outputs_json(run.outputs), run.created_at, run.started_at, run.completed_at, now,
-            batch, row_id, run.run_id, run.run_id)  # fmt: skip
+            batch, row_id, run.run_id, run.run_id, key, key)  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models import Run, State
@@ -59,12 +59,13 @@ class Sending(Store):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
         resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> float:
         """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
         ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
         now = self.clock()
         with self._tx(durable=True) as db:
-            self._update_runs(db, batch, answered, now)
+            self._update_runs(db, batch, answered, now, keys)
             self._schedule_resends(db, batch, resends, answered)
             db.executemany(
                 "UPDATE rows SET state = ?, idem_key = ?, body = ?, resend_after = NULL, "
@@ -75,14 +76,20 @@ class Sending(Store):
         return now
 
     def record_runs(
-        self, batch: str, updates: Sequence[tuple[str, Run]], resends: Resends | None = None
+        self,
+        batch: str,
+        updates: Sequence[tuple[str, Run]],
+        resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         """Record what the API said about runs: a create's answer or a poll. ``resends``: failed
         runs whose rows go back to pending under the next attempt, in the same commit (durable:
-        the attempt number is part of the next key)."""
+        the attempt number is part of the next key). ``keys``: the key each answered create
+        was sent under; an answer for a row that has moved on to another key since (a reload
+        edited it) is not recorded."""
         if updates:
             with self._tx(durable=bool(resends and resends.at)) as db:
-                self._update_runs(db, batch, updates, self.clock())
+                self._update_runs(db, batch, updates, self.clock(), keys)
                 self._schedule_resends(db, batch, resends, updates)
 
     def _schedule_resends(
@@ -118,11 +125,17 @@ class Sending(Store):
 
     @staticmethod
     def _update_runs(
-        db: sqlite3.Connection, batch: str, updates: Sequence[tuple[str, Run]], now: float
+        db: sqlite3.Connection,
+        batch: str,
+        updates: Sequence[tuple[str, Run]],
+        now: float,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
-        rows = [run_update(row_id, run, now, batch) for row_id, run in updates]
+        keys = keys or {}
+        rows = [run_update(row_id, run, now, batch, keys.get(row_id)) for row_id, run in updates]
         # Only news of the row's own run counts: a look at a run of an earlier attempt (another
-        # worker's sweep, an answer that came late) must not undo a re-send or a later result.
+        # worker's sweep, an answer that came late) must not undo a re-send or a later result,
+        # nor a create's answer land on a row that moved on to another key (a reload edited it).
         db.executemany(
             "UPDATE rows SET state = ?, run_id = ?, run_status = ?, "
             "charged_cost = coalesce(?, charged_cost), quote = coalesce(?, quote), "
@@ -132,7 +145,7 @@ class Sending(Store):
             "completed_at = coalesce(?, completed_at), updated_at = ? "
             "WHERE batch = ? AND row_id = ? AND (run_id = ? OR (run_id IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM history h WHERE h.batch = rows.batch AND h.row_id = rows.row_id "
-            "AND h.run_id = ?)))",
+            "AND h.run_id = ?))) AND (? IS NULL OR idem_key = ?)",
             rows,
         )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ...models import Run, State
 from ..interface import BatchLimits
@@ -281,6 +281,7 @@ class PgLeases(PgSending):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
         resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Write-ahead, as ``mark_sending``, for the rows whose lease ``worker_id`` holds now;
         returns those row ids: send only them (a row missing lost its lease to another worker).
@@ -288,7 +289,7 @@ class PgLeases(PgSending):
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
             self._lock_in_order(cur, batch, answered, sends)
-            self._update_runs(cur, batch, answered, now)
+            self._update_runs(cur, batch, answered, now, keys)
             self._schedule_resends(cur, batch, resends, answered)
             if not sends:
                 return []

@@ -7,7 +7,7 @@ answer or a verdict also leaves its worker's lease: a status read needs no lease
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...models import Run, State
@@ -65,13 +65,14 @@ class PgSending(PgStore):
         sends: Sequence[tuple[str, str, bytes]],
         answered: Sequence[tuple[str, Run]] = (),
         resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> float:
         """Write-ahead: record (row_id, key, body) as being sent, committed before any POST.
         ``answered``: runs to record as ``record_runs`` would, riding on the same commit."""
         now = self.clock()
         with self._tx(batch, durable=True) as cur:
             self._lock_in_order(cur, batch, answered, sends)
-            self._update_runs(cur, batch, answered, now)
+            self._update_runs(cur, batch, answered, now, keys)
             self._schedule_resends(cur, batch, resends, answered)
             self._mark(cur, batch, sends, now)
         return now
@@ -131,14 +132,20 @@ class PgSending(PgStore):
         return [r for (r,) in cur.fetchall()]
 
     def record_runs(
-        self, batch: str, updates: Sequence[tuple[str, Run]], resends: Resends | None = None
+        self,
+        batch: str,
+        updates: Sequence[tuple[str, Run]],
+        resends: Resends | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         """Record what the API said about runs: a create's answer or a poll. ``resends``: failed
         runs whose rows go back to pending under the next attempt, in the same commit (durable:
-        the attempt number is part of the next key)."""
+        the attempt number is part of the next key). ``keys``: the key each answered create
+        was sent under; an answer for a row that has moved on to another key since (a reload
+        edited it) is not recorded."""
         if updates:
             with self._tx(batch, durable=bool(resends and resends.at)) as cur:
-                self._update_runs(cur, batch, updates, self.clock())
+                self._update_runs(cur, batch, updates, self.clock(), keys)
                 self._schedule_resends(cur, batch, resends, updates)
 
     def _schedule_resends(
@@ -187,14 +194,23 @@ class PgSending(PgStore):
 
     @staticmethod
     def _update_runs(
-        cur: Cursor, batch: str, updates: Sequence[tuple[str, Run]], now: float
+        cur: Cursor,
+        batch: str,
+        updates: Sequence[tuple[str, Run]],
+        now: float,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         if not updates:
             return
+        keys = keys or {}
         # In row order: two workers updating the same rows take their locks in one order.
-        rows = [run_update(r, run, now, batch) for r, run in sorted(updates, key=lambda u: u[0])]
+        rows = [
+            run_update(r, run, now, batch, keys.get(r))
+            for r, run in sorted(updates, key=lambda u: u[0])
+        ]
         # Only news of the row's own run counts: another worker's sweep that saw a run of an
-        # earlier attempt must not undo a re-send or a later result.
+        # earlier attempt must not undo a re-send or a later result, nor a create's answer land
+        # on a row that moved on to another key (a reload edited it while the create was out).
         cur.executemany(
             "UPDATE rows SET state = %s, run_id = %s, run_status = %s, "
             "charged_cost = coalesce(%s::double precision, charged_cost), "
@@ -207,7 +223,7 @@ class PgSending(PgStore):
             "lease_owner = NULL, lease_expires = NULL "
             "WHERE batch = %s AND row_id = %s AND (run_id = %s OR (run_id IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM history h WHERE h.batch = rows.batch AND h.row_id = rows.row_id "
-            "AND h.run_id = %s)))",
+            "AND h.run_id = %s))) AND (%s::text IS NULL OR idem_key = %s)",
             rows,
         )
 
