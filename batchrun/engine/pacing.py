@@ -19,8 +19,8 @@ re-send's create and ``RESERVE`` for each slot (the sweeps after the last send, 
 and none is sent, come out of it): with the creates, 1.28 a row in all. Sweeps grow dearer as
 they spend ahead of it (up to four times) and cheaper behind it (down to half), evenly spaced
 ones too, and, overdrawn by more than two, a sweep planned for predicted ends waits the floor's
-interval instead. (The issue's bound is 1.3 a row; each sweep more a run shortens the wait for
-one, so the account spends nearly all of it.)
+interval instead. (1.3 a row is the most a batch should cost; each sweep more a run shortens the
+wait for one, so the account spends nearly all of it.)
 
 Once every row is sent, an end frees no slot for another run, and only the last one shortens the
 batch: sweeps then go out once per ``DRAIN_FLOOR * D`` (they find failed runs to send again) and
@@ -62,7 +62,7 @@ FLOOR = 0.2
 DRAIN_FLOOR = 0.5  # once every row is sent, only the last end shortens the batch
 POLITE = 0.06
 SHARE = 0.28  # polling requests a run may cost on average, when many are out
-RESERVE = 0.2  # of SHARE, per slot: for the sweeps after the last send
+RESERVE = 0.2  # requests per slot, kept back once for the sweeps after the last send
 PRICE = 6.0  # gaps between ends of waiting that one sweep is worth
 _HORIZON = 16  # predicted ends planned for at once
 MISSED = 0.05  # how often a sweep due just after a predicted end should find it running still
