@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -407,7 +407,7 @@ def _reversed_rows(n: int = 20) -> list[Job | RowProblem]:
     return [job(i, row_id=f"r{n - 1 - i:02d}") for i in range(n)]
 
 
-def _waits_instead_of_deadlocking(url: str, action: Any) -> None:
+def _waits_instead_of_deadlocking(url: str, action: Callable[[], object]) -> None:
     """A transaction holds the first row (by id) while ``action`` runs on another connection,
     then takes every other row in id order, as workers change rows. ``action`` must wait for the
     first row without holding any other: otherwise PostgreSQL finds a deadlock and aborts one

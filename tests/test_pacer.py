@@ -120,6 +120,19 @@ def test_once_every_row_is_sent_one_sweep_goes_out_just_after_the_last_end() -> 
     assert 0.5 < wait <= 0.5 + 0.05
 
 
+def test_once_every_row_is_sent_sweeps_still_keep_to_the_account() -> None:
+    def wait(owed: int) -> float:
+        pacer = learnt(2.0)
+        flights = [flight(str(i)) for i in range(30)]  # no progress: the drain's floor
+        even_with_the_account(pacer, flights)
+        pacer.spend(owed + 1)  # ahead of the account by ``owed``
+        pacer.draining = True
+        return pacer.next(False, flights, now=1.0)
+
+    assert wait(-3) == wait(-1) == DRAIN_FLOOR * 2.0  # within the account: the floor's interval
+    assert DRAIN_FLOOR * 2.0 < wait(1) < wait(3) == 4 * DRAIN_FLOOR * 2.0  # a long tail's drain
+
+
 def test_a_late_run_is_looked_at_again_as_late_again_until_its_prediction_says_nothing() -> None:
     pacer = learnt(2.0)
     pacer.margin = 0.0

@@ -236,15 +236,16 @@ class Pacer:
         accounted = self.peak * FLOOR * SHARE >= 1
         owed = self.spent - self.credit
         over = accounted and owed > 2
+        # Sweeps grow dearer as they spend ahead of the account, cheaper behind.
+        steer = 2 ** min(2.0, max(-1.0, (owed + 1) / 2)) if accounted else 1.0
         if self.draining:
             # An end frees no slot now: only the last one shortens the batch. The floor's sweeps
-            # find failed runs to send again; one more goes out just after the last end.
-            wait = min(self.hi, DRAIN_FLOOR * d) * (1.5 if over else 1.0)
+            # find failed runs to send again, spaced by the account too (a long tail of runs
+            # would otherwise outspend it); one more goes out just after the last end.
+            wait = min(self.hi, DRAIN_FLOOR * d) * max(1.0, steer)
             if ends and not unknown:
                 wait = min(wait, max(ends)[0] - now)
             return max(self.lo, wait)
-        # Sweeps grow dearer as they spend ahead of the account, cheaper behind.
-        steer = 2 ** min(2.0, max(-1.0, (owed + 1) / 2)) if accounted else 1.0
         if not ends:  # evenly spaced sweeps collect ends in proportion to the interval
             return min(self.hi, base * math.sqrt(steer))
         # A sweep is worth PRICE gaps between ends of waiting: where ends come evenly, a sweep

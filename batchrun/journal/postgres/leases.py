@@ -30,7 +30,7 @@ from .sending import _TASK_COLS, PgSending, _task
 DEFAULT_LEASE_SECONDS = 120.0
 _IN_FLIGHT = (State.SENDING.value, State.SUBMITTED.value)
 _LEASE = "now() + make_interval(secs => %(lease)s)"
-# A worker's leased rows, locked in row id order: the order every transaction changes rows in.
+# A worker's leased rows, locked in row id order: the order workers and loads change rows in.
 _HELD = "SELECT batch, row_id FROM rows WHERE lease_owner = %(worker)s {} ORDER BY 1, 2 FOR UPDATE"
 
 

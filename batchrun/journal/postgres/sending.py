@@ -85,7 +85,7 @@ class PgSending(PgStore):
         sends: Sequence[tuple[str, str, bytes]],
     ) -> None:
         """Answers and write-aheads in one commit change two sets of rows: both are locked
-        first, together in row id order, as a load and every other transaction change rows."""
+        first, together in row id order, as loads and the other write-aheads change rows."""
         if answered and sends:
             ids = sorted({r for r, _ in answered} | {r for r, _, _ in sends})
             cur.execute(
